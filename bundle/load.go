@@ -1,0 +1,38 @@
+package bundle
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Load reads the bundle file at path and opens it with Open. It is the one
+// function of this package that does I/O, kept in its own file so that the
+// core stays a function of bytes.
+//
+// A file over MaxBundleSize is refused with ErrInvalid without reading it
+// all; a file that cannot be read is an error that does not wrap ErrInvalid.
+func Load(path string, opts OpenOptions) (*Bundle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: load: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxBundleSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, over the %d-byte limit (MaxBundleSize)", ErrInvalid, path, fi.Size(), MaxBundleSize)
+	}
+	// Read one byte past the limit, so an oversized file is detected even if
+	// it grows while we read it, and never costs more than the limit.
+	b, err := io.ReadAll(io.LimitReader(f, MaxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("bundle: load %s: %w", path, err)
+	}
+	if len(b) > MaxBundleSize {
+		return nil, fmt.Errorf("%w: %s is over the %d-byte limit (MaxBundleSize)", ErrInvalid, path, MaxBundleSize)
+	}
+	bd, err := Open(b, opts)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: load %s: %w", path, err)
+	}
+	return bd, nil
+}

@@ -1,0 +1,527 @@
+package chainstore
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/fednode/fednode/authority"
+)
+
+// Graph-state key layout (see keys.go for the other namespaces):
+//
+//	"d" + id (32)                      -> envelope bytes of an accepted declaration
+//	"o" + uint64 BE version (1-based)  -> id: acceptance order (the graph's log)
+//	"i" + authority id + uint64 BE seq -> id: index by issuer and chain position
+//	"k" + kind (1) + id                -> empty: index by kind
+//	"r" + target id + issuer id        -> revocation id: the revocation set
+//	"m" + "applied"                    -> uint64 BE: last Raft index applied
+//	"g" + "restoring"                  -> present while a snapshot restore is
+//	                                      incomplete (state must be rebuilt)
+//
+// Authorities and chain heads are derived: Open replays "o" in order into an
+// authority.Graph, so the in-memory graph and the disk can never disagree
+// about what a head is.
+const (
+	prefixDecl    byte = 'd'
+	prefixOrder   byte = 'o'
+	prefixIssuer  byte = 'i'
+	prefixKind    byte = 'k'
+	prefixRevoked byte = 'r'
+	prefixMeta    byte = 'm'
+	prefixGuard   byte = 'g'
+)
+
+var (
+	keyApplied   = []byte{prefixMeta, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
+	keyRestoring = []byte{prefixGuard, 'r', 'e', 's', 't', 'o', 'r', 'i', 'n', 'g'}
+)
+
+// ErrNotFound is returned for a declaration the graph does not hold.
+var ErrNotFound = errors.New("chainstore: not found")
+
+// graphState is the in-memory graph and its bookkeeping.
+type graphState struct {
+	mu sync.RWMutex
+	// g is the agreed graph. Invariant: g holds exactly the declarations
+	// under "o", in that order.
+	g            *authority.Graph
+	applied      uint64
+	needsRestore bool
+}
+
+func declKey(id authority.ID) []byte { return append([]byte{prefixDecl}, id[:]...) }
+
+func orderKey(version uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixOrder
+	binary.BigEndian.PutUint64(k[1:], version)
+	return k
+}
+
+func issuerKey(a authority.ID, seq uint64) []byte {
+	k := make([]byte, 0, 1+32+8)
+	k = append(append(k, prefixIssuer), a[:]...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func kindKey(kind authority.Kind, id authority.ID) []byte {
+	return append([]byte{prefixKind, byte(kind)}, id[:]...)
+}
+
+func revokedKey(target, issuer authority.ID) []byte {
+	k := make([]byte, 0, 65)
+	k = append(append(k, prefixRevoked), target[:]...)
+	return append(k, issuer[:]...)
+}
+
+// loadGraph rebuilds the in-memory graph from disk, in acceptance order.
+// Declarations on disk were verified when they were accepted, so they are
+// parsed but not re-verified.
+func (s *Store) loadGraph() error {
+	g := authority.NewGraph()
+	var applied uint64
+	restoring := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(keyRestoring); err == nil {
+			restoring = true
+			return nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if item, err := txn.Get(keyApplied); err == nil {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) != 8 {
+				return fmt.Errorf("%w: applied index is %d bytes", ErrCorrupt, len(v))
+			}
+			applied = binary.BigEndian.Uint64(v)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixOrder}})
+		defer it.Close()
+		want := uint64(1)
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if v := binary.BigEndian.Uint64(k[1:]); v != want {
+				return fmt.Errorf("%w: graph log has version %d where %d was expected", ErrCorrupt, v, want)
+			}
+			idb, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			var id authority.ID
+			if len(idb) != len(id) {
+				return fmt.Errorf("%w: graph log entry %d holds a %d-byte id", ErrCorrupt, want, len(idb))
+			}
+			copy(id[:], idb)
+			item, err := txn.Get(declKey(id))
+			if err != nil {
+				return fmt.Errorf("%w: declaration %s of graph version %d: %v", ErrCorrupt, id.Short(), want, err)
+			}
+			env, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			sd, err := authority.Parse(env)
+			if err != nil || sd.ID != id {
+				return fmt.Errorf("%w: declaration %s of graph version %d does not parse back to itself", ErrCorrupt, id.Short(), want)
+			}
+			g.ApplyVerified(sd)
+			want++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("chainstore: load graph: %w", err)
+	}
+	if restoring {
+		s.log.Warn("chainstore: a snapshot restore was interrupted; the graph will be rebuilt from the latest snapshot")
+		g, applied = authority.NewGraph(), 0
+	}
+	s.gs.g, s.gs.applied, s.gs.needsRestore = g, applied, restoring
+	return nil
+}
+
+// View runs fn with a consistent read-only view of the agreed graph. fn must
+// not retain v after it returns, nor call into the Store's write methods.
+// Views run concurrently with each other; Apply waits for them.
+func (s *Store) View(fn func(v authority.View)) {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	fn(s.gs.g)
+}
+
+// Version is the number of declarations in the agreed graph.
+func (s *Store) Version() uint64 {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	return s.gs.g.Version()
+}
+
+// AppliedIndex is the last Raft index whose effects are durable here.
+func (s *Store) AppliedIndex() uint64 {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	return s.gs.applied
+}
+
+// NeedsRestore reports that a snapshot restore was interrupted: the state is
+// incomplete until the latest snapshot is restored again.
+func (s *Store) NeedsRestore() bool {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	return s.gs.needsRestore
+}
+
+// MarkApplied records that the entry at index was applied and changed nothing.
+func (s *Store) MarkApplied(index uint64) error {
+	s.gs.mu.Lock()
+	defer s.gs.mu.Unlock()
+	if index <= s.gs.applied {
+		return nil
+	}
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(keyApplied, be64(index)) }); err != nil {
+		return fmt.Errorf("chainstore: mark index %d applied: %w", index, err)
+	}
+	s.gs.applied = index
+	return nil
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// ApplyDeclarations is the Raft FSM's handler for a batch of declarations
+// committed at index. It re-verifies every declaration against the graph
+// (signatures authorize; Raft only orders) and accepts those that pass, in
+// order, writing them and the applied index in one transaction. It is
+// deterministic: no clock, no randomness, so every node accepts the same
+// declarations at the same versions.
+//
+// It returns one error per envelope: nil for accepted, else why it was
+// refused (authority.ErrDuplicate, ErrGap, ErrConflict, ErrBadSignature,
+// ErrMalformed, ...). An index at or below AppliedIndex is skipped and
+// returns nil.
+func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
+	s.gs.mu.Lock()
+	defer s.gs.mu.Unlock()
+	results := make([]error, len(envelopes))
+	if index <= s.gs.applied {
+		return results
+	}
+	g := s.gs.g
+	var accepted []*authority.Signed
+	for i, env := range envelopes {
+		sd, err := authority.Parse(env)
+		if err == nil {
+			err = g.Apply(sd)
+		}
+		if err != nil {
+			results[i] = err
+			continue
+		}
+		accepted = append(accepted, sd)
+	}
+	base := g.Version() - uint64(len(accepted))
+	err := s.update(func(txn *badger.Txn) error {
+		for j, sd := range accepted {
+			for _, kv := range declRecords(sd, base+uint64(j)+1) {
+				if err := txn.Set(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+		}
+		return txn.Set(keyApplied, be64(index))
+	})
+	if err != nil {
+		// The in-memory graph has moved on and the disk has not: this node
+		// can no longer claim to hold the agreed graph. Stop; a restart
+		// replays the Raft log from what the disk has.
+		panic(fmt.Sprintf("chainstore: apply index %d: %v: memory and disk diverged", index, err))
+	}
+	s.gs.applied = index
+	return results
+}
+
+// declRecords lists the keys and values that record one accepted declaration
+// at a graph version.
+func declRecords(sd *authority.Signed, version uint64) [][2][]byte {
+	d := &sd.Decl
+	owner := d.Authority
+	if d.Kind == authority.KindGenesis {
+		owner = sd.ID
+	}
+	recs := [][2][]byte{
+		{declKey(sd.ID), sd.Raw},
+		{orderKey(version), sd.ID[:]},
+		{issuerKey(owner, d.Seq), sd.ID[:]},
+		{kindKey(d.Kind, sd.ID), nil},
+	}
+	if d.Kind == authority.KindRevocation {
+		recs = append(recs, [2][]byte{revokedKey(d.Revocation.Target, d.Authority), sd.ID[:]})
+	}
+	return recs
+}
+
+// Declaration returns the envelope of an accepted declaration.
+func (s *Store) Declaration(id authority.ID) ([]byte, error) {
+	var out []byte
+	err := s.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(declKey(id))
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: declaration %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: read declaration %s: %w", id.Short(), err)
+	}
+	return out, nil
+}
+
+// Has reports whether id is in the agreed graph. It reads memory only.
+func (s *Store) Has(id authority.ID) bool {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	return s.gs.g.Has(id)
+}
+
+// ByIssuer returns the IDs of an authority's declarations in chain order.
+func (s *Store) ByIssuer(a authority.ID) ([]authority.ID, error) {
+	var out []authority.ID
+	prefix := append([]byte{prefixIssuer}, a[:]...)
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			var id authority.ID
+			copy(id[:], v)
+			out = append(out, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: declarations of %s: %w", a.Short(), err)
+	}
+	return out, nil
+}
+
+// ByKind returns the IDs of accepted declarations of one kind (in ID order).
+func (s *Store) ByKind(k authority.Kind) ([]authority.ID, error) {
+	var out []authority.ID
+	prefix := []byte{prefixKind, byte(k)}
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var id authority.ID
+			copy(id[:], it.Item().Key()[2:])
+			out = append(out, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chainstore: declarations of kind %v: %w", k, err)
+	}
+	return out, nil
+}
+
+// Declarations calls fn for each accepted declaration with version in
+// (after, upTo], in order. upTo 0 means the current version. fn's env is
+// only valid during the call.
+func (s *Store) Declarations(after, upTo uint64, fn func(version uint64, env []byte) error) error {
+	return s.view(func(txn *badger.Txn) error { return eachDecl(txn, after, upTo, fn) })
+}
+
+func eachDecl(txn *badger.Txn, after, upTo uint64, fn func(version uint64, env []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixOrder}})
+	defer it.Close()
+	for it.Seek(orderKey(after + 1)); it.Valid(); it.Next() {
+		v := binary.BigEndian.Uint64(it.Item().Key()[1:])
+		if upTo != 0 && v > upTo {
+			break
+		}
+		idb, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		var id authority.ID
+		copy(id[:], idb)
+		item, err := txn.Get(declKey(id))
+		if err != nil {
+			return fmt.Errorf("%w: declaration %s of version %d: %v", ErrCorrupt, id.Short(), v, err)
+		}
+		env, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(v, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Snapshot format (a wire format: Raft ships it to lagging followers):
+//
+//	magic "FEDSNAP" | format version (1 byte, = 1)
+//	applied Raft index (uint64 BE) | graph version N (uint64 BE)
+//	N records: uvarint length | envelope bytes, in acceptance order
+//
+// Integrity is Raft's: its snapshot store checksums what it keeps. The
+// restoring node trusts nothing else in it: every declaration is verified
+// again as it is applied.
+var snapMagic = []byte("FEDSNAP")
+
+const snapFormat = 1
+
+// GraphSnapshot is a consistent view of the graph state taken by Snapshot.
+type GraphSnapshot struct {
+	s       *Store
+	txn     *badger.Txn
+	applied uint64
+	version uint64
+}
+
+// Snapshot takes a consistent view for Raft. It is quick: the records are
+// read while Persist streams them. Release must be called.
+func (s *Store) Snapshot() (*GraphSnapshot, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	s.gs.mu.RLock()
+	txn := s.db.NewTransaction(false)
+	snap := &GraphSnapshot{s: s, txn: txn, applied: s.gs.applied, version: s.gs.g.Version()}
+	s.gs.mu.RUnlock()
+	return snap, nil
+}
+
+// Persist streams the snapshot to w.
+func (p *GraphSnapshot) Persist(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	hdr := append(append([]byte{}, snapMagic...), snapFormat)
+	hdr = binary.BigEndian.AppendUint64(hdr, p.applied)
+	hdr = binary.BigEndian.AppendUint64(hdr, p.version)
+	if _, err := bw.Write(hdr); err != nil {
+		return fmt.Errorf("chainstore: write snapshot: %w", err)
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	err := eachDecl(p.txn, 0, p.version, func(_ uint64, env []byte) error {
+		n := binary.PutUvarint(lenBuf[:], uint64(len(env)))
+		if _, err := bw.Write(lenBuf[:n]); err != nil {
+			return err
+		}
+		_, err := bw.Write(env)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("chainstore: write snapshot: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("chainstore: write snapshot: %w", err)
+	}
+	return nil
+}
+
+// Release ends the snapshot's read transaction.
+func (p *GraphSnapshot) Release() {
+	if p.txn != nil {
+		p.txn.Discard()
+		p.txn = nil
+		p.s.life.RUnlock()
+	}
+}
+
+// Restore replaces the graph with the one in a snapshot stream. It builds the
+// new state apart, verifying every declaration, and swaps it in at the end;
+// a crash in between leaves a marker that makes the next start restore again.
+func (s *Store) Restore(r io.Reader) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	hdr := make([]byte, len(snapMagic)+1+16)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return fmt.Errorf("chainstore: restore: read header: %w", err)
+	}
+	if string(hdr[:len(snapMagic)]) != string(snapMagic) || hdr[len(snapMagic)] != snapFormat {
+		return fmt.Errorf("chainstore: restore: not a fednode snapshot of format %d", snapFormat)
+	}
+	applied := binary.BigEndian.Uint64(hdr[len(snapMagic)+1:])
+	version := binary.BigEndian.Uint64(hdr[len(snapMagic)+9:])
+
+	// Verify everything before touching the disk.
+	g := authority.NewGraph()
+	accepted := make([]*authority.Signed, 0, min(version, 1<<20))
+	for v := uint64(1); v <= version; v++ {
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("chainstore: restore: record %d: %w", v, err)
+		}
+		if n > authority.MaxDeclarationSize {
+			return fmt.Errorf("chainstore: restore: record %d is %d bytes, over the limit", v, n)
+		}
+		env := make([]byte, n)
+		if _, err := io.ReadFull(br, env); err != nil {
+			return fmt.Errorf("chainstore: restore: record %d: %w", v, err)
+		}
+		sd, err := authority.Parse(env)
+		if err == nil {
+			err = g.Apply(sd)
+		}
+		if err != nil {
+			return fmt.Errorf("chainstore: restore: record %d of %d does not verify (the snapshot's sender is faulty): %w", v, version, err)
+		}
+		accepted = append(accepted, sd)
+	}
+
+	s.gs.mu.Lock()
+	defer s.gs.mu.Unlock()
+	if err := s.update(func(txn *badger.Txn) error { return txn.Set(keyRestoring, nil) }); err != nil {
+		return fmt.Errorf("chainstore: restore: mark: %w", err)
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	err := func() error {
+		defer s.life.RUnlock()
+		for _, p := range []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta} {
+			if err := s.db.DropPrefix([]byte{p}); err != nil {
+				return err
+			}
+		}
+		wb := s.db.NewWriteBatch()
+		defer wb.Cancel()
+		for i, sd := range accepted {
+			for _, kv := range declRecords(sd, uint64(i)+1) {
+				if err := wb.Set(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+		}
+		if err := wb.Set(keyApplied, be64(applied)); err != nil {
+			return err
+		}
+		return wb.Flush()
+	}()
+	if err != nil {
+		return fmt.Errorf("chainstore: restore: write: %w", err)
+	}
+	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
+		return fmt.Errorf("chainstore: restore: unmark: %w", err)
+	}
+	s.gs.g, s.gs.applied, s.gs.needsRestore = g, applied, false
+	return nil
+}
