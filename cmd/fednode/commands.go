@@ -1,0 +1,521 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fednode/fednode/authority"
+	"github.com/fednode/fednode/bundle"
+	"github.com/fednode/fednode/node"
+)
+
+func initCmd() *cobra.Command {
+	var home, name, kind, api string
+	var listen []string
+	c := &cobra.Command{
+		Use:   "init --home DIR --name NAME [--kind KIND]",
+		Short: "Create a home: the authority's root key and genesis, the node identity, the API token and config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if home == "" || name == "" {
+				return usage("init: --home and --name are required")
+			}
+			if len(listen) == 0 {
+				tcp, udp, err := freePorts()
+				if err != nil {
+					return err
+				}
+				listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", tcp), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", udp)}
+			}
+			if api == "" {
+				p, _, err := freePorts()
+				if err != nil {
+					return err
+				}
+				api = fmt.Sprintf("127.0.0.1:%d", p)
+			}
+			h, err := node.Init(home, node.InitOptions{Name: name, Kind: kind, Listen: listen, API: api})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "authority %s (%s)\n", h.Authority, h.Config.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "peer      %s\n", h.Config.PeerID)
+			for _, l := range h.Config.Listen {
+				fmt.Fprintf(cmd.OutOrStdout(), "address   %s/p2p/%s\n", l, h.Config.PeerID)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "api       %s\n", h.Config.API)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", "", "home directory to create")
+	c.Flags().StringVar(&name, "name", "", "the authority's name (e.g. aws-prod)")
+	c.Flags().StringVar(&kind, "kind", "", "the kind of authority (aws, azure, gcp, ad, pki, oidc, sovereign, ...)")
+	c.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddrs (default: TCP and QUIC on 127.0.0.1, ports chosen now)")
+	c.Flags().StringVar(&api, "api", "", "HTTP API address, loopback only (default: 127.0.0.1 and a port chosen now)")
+	return c
+}
+
+// freePorts finds a free TCP port and a free UDP port on loopback, so that
+// a home keeps stable addresses across restarts.
+func freePorts() (int, int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, fmt.Errorf("init: find a free TCP port: %w", err)
+	}
+	tcp := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, fmt.Errorf("init: find a free UDP port: %w", err)
+	}
+	udp := u.LocalAddr().(*net.UDPAddr).Port
+	u.Close()
+	return tcp, udp, nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usage("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, usage("--log-format %q: want text or json", format)
+}
+
+func runCmd() *cobra.Command {
+	var home, api, logLevel, logFormat string
+	var listen, join, peers []string
+	var bootstrap bool
+	c := &cobra.Command{
+		Use:   "run --home DIR [--listen MULTIADDR] [--api HOST:PORT] [--bootstrap | --join MULTIADDR]",
+		Short: "Run the node until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if home == "" {
+				return usage("run: --home is required")
+			}
+			if bootstrap && len(join) > 0 {
+				return usage("run: --bootstrap founds a consortium and --join joins one: pass one of them")
+			}
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := node.New(ctx, node.Config{Home: home, Listen: listen, API: api, Bootstrap: bootstrap, Join: join, Peers: peers, Logger: logger})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "fednode %s running\n", n.Home().Config.Name)
+			fmt.Fprintf(out, "authority %s\n", n.Authority())
+			for _, a := range n.Addrs() {
+				fmt.Fprintf(out, "address   %s\n", a)
+			}
+			fmt.Fprintf(out, "api       %s\n", n.APIAddr())
+			<-ctx.Done()
+			fmt.Fprintln(out, "stopping")
+			return n.Close()
+		},
+	}
+	c.Flags().StringVar(&home, "home", "", "home directory (from fednode init)")
+	c.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddrs (default: the home's config)")
+	c.Flags().StringVar(&api, "api", "", "HTTP API address, loopback only (default: the home's config)")
+	c.Flags().BoolVar(&bootstrap, "bootstrap", false, "found a new consortium with this node as its first Raft voter")
+	c.Flags().StringSliceVar(&join, "join", nil, "multiaddr of a running member to join through (repeatable)")
+	c.Flags().StringSliceVar(&peers, "peer", nil, "multiaddr of a peer to connect to at start (repeatable)")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return c
+}
+
+// homeClient loads a home and a client for its running node.
+func homeClient(home string) (*node.Home, *node.Client, error) {
+	h, err := node.LoadHome(home)
+	if err != nil {
+		return nil, nil, usage("%v", err)
+	}
+	c, err := node.ClientForHome(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, c, nil
+}
+
+// parseUntil reads an RFC3339 time or a duration from now.
+func parseUntil(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := parseDuration(s); err == nil {
+		return now.Add(d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC3339 time nor a duration (like 720h or 30d)", s)
+}
+
+// parseDuration is time.ParseDuration plus a "d" suffix for days.
+func parseDuration(s string) (time.Duration, error) {
+	if strings.HasSuffix(s, "d") {
+		var days int
+		if _, err := fmt.Sscanf(strings.TrimSuffix(s, "d"), "%d", &days); err == nil && days >= 0 && fmt.Sprint(days)+"d" == s {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	return time.ParseDuration(s)
+}
+
+func federateCmd() *cobra.Command {
+	var home, source, subjects, resources, actions, until, from string
+	c := &cobra.Command{
+		Use:   "federate --home DIR --accept SOURCE --subjects GLOB --resources GLOB --actions A,B [--until TIME]",
+		Short: "Declare a federation rule: this authority accepts principals of SOURCE",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if home == "" || source == "" || subjects == "" || resources == "" || actions == "" {
+				return usage("federate: --home, --accept, --subjects, --resources and --actions are required")
+			}
+			now := time.Now()
+			rule := authority.Rule{Subjects: subjects, Resources: resources, Actions: splitList(actions)}
+			if until != "" {
+				t, err := parseUntil(until, now)
+				if err != nil {
+					return usage("federate: --until: %v", err)
+				}
+				rule.NotAfter = t.Unix()
+			}
+			if from != "" {
+				t, err := parseUntil(from, now)
+				if err != nil {
+					return usage("federate: --from: %v", err)
+				}
+				rule.NotBefore = t.Unix()
+			}
+			h, cl, err := homeClient(home)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			src, err := cl.Head(ctx, source)
+			if err != nil {
+				return fmt.Errorf("federate: source %q: %w", source, err)
+			}
+			rule.Source = src.ID
+			sd, err := node.SignNext(ctx, h, cl, now, func(d *authority.Declaration) {
+				d.Kind = authority.KindRule
+				d.Rule = &rule
+			})
+			if err != nil {
+				return fmt.Errorf("federate: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rule %s: %s accepts %s subjects=%q resources=%q actions=%s\n", sd.ID, h.Config.Name, src.Name, subjects, resources, actions)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", "", "home directory of the running node that declares (the target authority)")
+	c.Flags().StringVar(&source, "accept", "", "source authority (name or id) whose principals are accepted")
+	c.Flags().StringVar(&subjects, "subjects", "", "glob of accepted subjects (* any run, ? one character)")
+	c.Flags().StringVar(&resources, "resources", "", "glob of resources the rule covers")
+	c.Flags().StringVar(&actions, "actions", "", "comma-separated actions")
+	c.Flags().StringVar(&until, "until", "", "end of validity: RFC3339 or a duration from now (e.g. 720h, 30d)")
+	c.Flags().StringVar(&from, "from", "", "start of validity: RFC3339 or a duration from now")
+	return c
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func issueCmd() *cobra.Command {
+	var home, subject, out string
+	var ttl time.Duration
+	c := &cobra.Command{
+		Use:   "issue --home DIR --subject S [--ttl DUR] --out FILE",
+		Short: "Issue a credential for one of this authority's principals (offline: no node needed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if home == "" || subject == "" || out == "" {
+				return usage("issue: --home, --subject and --out are required")
+			}
+			if ttl <= 0 {
+				return usage("issue: --ttl must be positive")
+			}
+			h, err := node.LoadHome(home)
+			if err != nil {
+				return usage("%v", err)
+			}
+			now := time.Now().Truncate(time.Second)
+			sd, err := authority.Sign(authority.Declaration{
+				Kind:       authority.KindCredential,
+				Authority:  h.Authority,
+				IssuedAt:   now.Unix(),
+				Credential: &authority.Credential{Subject: subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix()},
+			}, h.Root)
+			if err != nil {
+				return usage("issue: %v", err)
+			}
+			if err := os.WriteFile(out, sd.Raw, 0o600); err != nil {
+				return fmt.Errorf("issue: write %s: %w", out, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "credential %s for %q of %s, valid until %s, written to %s\n", sd.ID, subject, h.Config.Name, now.Add(ttl).UTC().Format(time.RFC3339), out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", "", "home directory of the issuing authority")
+	c.Flags().StringVar(&subject, "subject", "", "the principal's subject (e.g. arn:aws:iam::111122223333:role/etl-nightly)")
+	c.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "validity from now")
+	c.Flags().StringVar(&out, "out", "", "file to write the credential to")
+	return c
+}
+
+func revokeCmd() *cobra.Command {
+	var home, id, reason string
+	c := &cobra.Command{
+		Use:   "revoke --home DIR --id DECLARATION_ID",
+		Short: "Revoke one of this authority's declarations (a credential or a rule)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if home == "" || id == "" {
+				return usage("revoke: --home and --id are required")
+			}
+			target, err := authority.ParseID(id)
+			if err != nil {
+				return usage("revoke: --id: %v", err)
+			}
+			h, cl, err := homeClient(home)
+			if err != nil {
+				return err
+			}
+			sd, err := node.SignNext(cmd.Context(), h, cl, time.Now(), func(d *authority.Declaration) {
+				d.Kind = authority.KindRevocation
+				d.Revocation = &authority.Revocation{Target: target, Reason: reason}
+			})
+			if err != nil {
+				return fmt.Errorf("revoke: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revocation %s of %s by %s\n", sd.ID, target, h.Config.Name)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", "", "home directory of the running node of the revoking authority")
+	c.Flags().StringVar(&id, "id", "", "id of the declaration to revoke")
+	c.Flags().StringVar(&reason, "reason", "", "why (recorded in the revocation)")
+	return c
+}
+
+func verifyCmd() *cobra.Command {
+	var api, home, bundleFile, credFile, target, resource, action, at string
+	var trust []string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "verify (--api HOST:PORT | --bundle FILE) --credential FILE --at TARGET --resource R --action A [--json]",
+		Short: "Decide whether a credential may act on a resource; exit 0 allow, 1 deny, 2 bad input",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sources := 0
+			for _, s := range []string{api, home, bundleFile} {
+				if s != "" {
+					sources++
+				}
+			}
+			if sources != 1 {
+				return usage("verify: pass exactly one of --api, --home or --bundle")
+			}
+			if credFile == "" || target == "" || resource == "" || action == "" {
+				return usage("verify: --credential, --at, --resource and --action are required")
+			}
+			cred, err := os.ReadFile(credFile)
+			if err != nil {
+				return usage("verify: --credential: %v", err)
+			}
+			when := time.Now()
+			if at != "" {
+				if when, err = time.Parse(time.RFC3339, at); err != nil {
+					return usage("verify: --time: want RFC3339: %v", err)
+				}
+			}
+			var d authority.Decision
+			if bundleFile != "" {
+				d, err = verifyOffline(bundleFile, trust, cred, target, resource, action, when)
+				if err != nil {
+					return err
+				}
+			} else {
+				cl := node.NewClient(api, "")
+				if home != "" {
+					if _, cl, err = homeClient(home); err != nil {
+						return err
+					}
+				}
+				if d, err = cl.Verify(cmd.Context(), cred, target, resource, action, when); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+			}
+			printDecision(cmd, d, asJSON)
+			if !d.Allow {
+				return &exitError{code: 1, err: fmt.Errorf("deny: %s", d.Reason)}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&api, "api", "", "a running node's API address")
+	c.Flags().StringVar(&home, "home", "", "a home whose running node to ask")
+	c.Flags().StringVar(&bundleFile, "bundle", "", "decide offline from this bundle file")
+	c.Flags().StringSliceVar(&trust, "trust", nil, "with --bundle: accept only bundles exported by these authority ids")
+	c.Flags().StringVar(&credFile, "credential", "", "the credential file")
+	c.Flags().StringVar(&target, "at", "", "the target authority (name or id) that governs the resource")
+	c.Flags().StringVar(&resource, "resource", "", "the resource")
+	c.Flags().StringVar(&action, "action", "", "the action")
+	c.Flags().StringVar(&at, "time", "", "judge at this RFC3339 time instead of now")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the decision as one JSON object")
+	return c
+}
+
+func verifyOffline(file string, trust []string, cred []byte, target, resource, action string, at time.Time) (authority.Decision, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return authority.Decision{}, usage("verify: --bundle: %v", err)
+	}
+	var opts bundle.OpenOptions
+	for _, t := range trust {
+		id, err := authority.ParseID(t)
+		if err != nil {
+			return authority.Decision{}, usage("verify: --trust: %v", err)
+		}
+		opts.Trust = append(opts.Trust, id)
+	}
+	b, err := bundle.Open(raw, opts)
+	if err != nil {
+		return authority.Decision{}, usage("verify: %s: %v", file, err)
+	}
+	tid, err := authority.ResolveAuthority(b.Graph, target)
+	if err != nil {
+		d := b.Verify(authority.Request{Credential: cred, Resource: resource, Action: action}, at)
+		if d.Reason != authority.ReasonMalformed && d.Reason != authority.ReasonBadSignature && d.Reason != authority.ReasonUnknownAuthority {
+			d.Allow, d.Outcome, d.Reason, d.Message = false, "deny", authority.ReasonUnknownAuthority, fmt.Sprintf("target %q: %v", target, err)
+		}
+		return d, nil
+	}
+	return b.Verify(authority.Request{Credential: cred, Target: tid, Resource: resource, Action: action}, at), nil
+}
+
+func printDecision(cmd *cobra.Command, d authority.Decision, asJSON bool) {
+	out := cmd.OutOrStdout()
+	if asJSON {
+		b, _ := json.Marshal(d)
+		fmt.Fprintln(out, string(b))
+		return
+	}
+	fmt.Fprintf(out, "%s (%s): %s\n", d.Outcome, d.Reason, d.Message)
+	for i, id := range d.Chain {
+		fmt.Fprintf(out, "  chain[%d] %s\n", i, id)
+	}
+	fmt.Fprintf(out, "  graph version %d, age %s\n", d.GraphVersion, time.Duration(d.GraphAgeMS)*time.Millisecond)
+}
+
+func bundleCmd() *cobra.Command {
+	c := &cobra.Command{Use: "bundle", Short: "Offline bundles of the agreed graph"}
+	var api, home, out string
+	export := &cobra.Command{
+		Use:   "export (--api HOST:PORT | --home DIR) --out FILE",
+		Short: "Write a signed bundle of the agreed graph for offline verification",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" || (api == "") == (home == "") {
+				return usage("bundle export: --out and one of --api or --home are required")
+			}
+			cl := node.NewClient(api, "")
+			if home != "" {
+				var err error
+				if _, cl, err = homeClient(home); err != nil {
+					return err
+				}
+			}
+			b, err := cl.Bundle(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("bundle export: %w", err)
+			}
+			bd, err := bundle.Open(b, bundle.OpenOptions{})
+			if err != nil {
+				return fmt.Errorf("bundle export: the node sent a bundle that does not verify: %w", err)
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return fmt.Errorf("bundle export: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle of graph version %d (%d declarations, %d bytes) exported by %s, written to %s\n",
+				bd.GraphVersion, len(bd.Declarations), len(b), bd.Exporter.Name, out)
+			return nil
+		},
+	}
+	export.Flags().StringVar(&api, "api", "", "a running node's API address")
+	export.Flags().StringVar(&home, "home", "", "a home whose running node to ask")
+	export.Flags().StringVar(&out, "out", "", "bundle file to write")
+	c.AddCommand(export)
+	return c
+}
+
+func statusCmd() *cobra.Command {
+	var api, home string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status (--api HOST:PORT | --home DIR) [--json]",
+		Short: "Show a node's peers, Raft role and graph version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (api == "") == (home == "") {
+				return usage("status: pass one of --api or --home")
+			}
+			cl := node.NewClient(api, "")
+			if home != "" {
+				var err error
+				if _, cl, err = homeClient(home); err != nil {
+					return err
+				}
+			}
+			st, err := cl.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				b, _ := json.MarshalIndent(st, "", "  ")
+				fmt.Fprintln(out, string(b))
+				return nil
+			}
+			fmt.Fprintf(out, "authority %s (%s)\npeer      %s\n", st.Authority.Name, st.Authority.ID, st.PeerID)
+			for _, a := range st.ListenAddrs {
+				fmt.Fprintf(out, "address   %s\n", a)
+			}
+			fmt.Fprintf(out, "raft      %s, term %d, applied %d, leader %s, %d voters\n", st.Raft.State, st.Raft.Term, st.Raft.AppliedIndex, st.Raft.Leader, len(st.Raft.Voters))
+			fmt.Fprintf(out, "graph     version %d, %d authorities, age %s, %d pending\n", st.Graph.Version, st.Graph.Authorities, time.Duration(st.Graph.AgeMS)*time.Millisecond, st.Pending)
+			fmt.Fprintf(out, "peers     %d connected\ntopics    %s\n", len(st.Peers), strings.Join(st.Topics, ", "))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&api, "api", "", "the node's API address")
+	c.Flags().StringVar(&home, "home", "", "a home whose running node to ask")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

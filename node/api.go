@@ -1,0 +1,350 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fednode/fednode/authority"
+	"github.com/fednode/fednode/gossip"
+)
+
+// API routes, versioned under /v1 (a public interface):
+//
+//	POST /v1/declarations        submit a signed declaration (body: the COSE envelope, application/cbor)   token
+//	POST /v1/verify              decide a request (JSON VerifyRequest) -> Decision                          open
+//	GET  /v1/status              node, peers, Raft and graph status                                          open
+//	GET  /v1/graph               the agreed graph: authorities, rules, revocations                           open
+//	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head                               open
+//	GET  /v1/declarations/{id}   one agreed declaration's envelope                                           open
+//	GET  /v1/bundle              a signed offline bundle of the agreed graph                                 open
+//	GET  /metrics                Prometheus metrics                                                          open
+//
+// Endpoints that change state need "Authorization: Bearer TOKEN" with the
+// token from the home directory. The listener is loopback only.
+
+// maxVerifyBody bounds a verify request: a credential plus a few strings.
+const maxVerifyBody = 4 * authority.MaxDeclarationSize
+
+// VerifyRequest is the JSON body of POST /v1/verify.
+type VerifyRequest struct {
+	// Credential is the credential envelope, base64 (standard encoding).
+	Credential string `json:"credential"`
+	Target     string `json:"target"` // authority name or id
+	Resource   string `json:"resource"`
+	Action     string `json:"action"`
+	// At is the RFC3339 time to judge at; empty: now.
+	At string `json:"at,omitempty"`
+}
+
+// apiError is the JSON body of every error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (n *Node) startAPI() error {
+	addr := n.cfg.API
+	if addr == "" {
+		addr = n.home.Config.API
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("node: API address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("node: API address %q: the API serves verify and status without a token, so it listens on loopback only (use 127.0.0.1:PORT)", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node: API listen on %s: %w", addr, err)
+	}
+	n.apiLn = ln
+	n.met.watchVersion(func() float64 { return float64(n.store.Version()) })
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/declarations", n.auth(n.handleSubmit))
+	mux.HandleFunc("POST /v1/verify", n.handleVerify)
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /v1/graph", n.handleGraph)
+	mux.HandleFunc("GET /v1/authorities/{ref}", n.handleAuthority)
+	mux.HandleFunc("GET /v1/declarations/{id}", n.handleDeclaration)
+	mux.HandleFunc("GET /v1/bundle", n.handleBundle)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{}))
+	n.apiSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		ErrorLog:          nil,
+	}
+	if err := n.home.RecordAPIAddr(ln.Addr().String()); err != nil {
+		return fmt.Errorf("node: record API address: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(n.home.Token)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, apiError{"this endpoint changes state: send Authorization: Bearer TOKEN with the token from the node's home directory"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, authority.MaxDeclarationSize+1))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"reading the request body: " + err.Error()})
+		return
+	}
+	res, err := n.Submit(r.Context(), body)
+	switch {
+	case err == nil && res.Status == "duplicate":
+		writeJSON(w, http.StatusOK, res)
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, res)
+	case errors.Is(err, ErrInvalid):
+		writeJSON(w, http.StatusBadRequest, apiError{"the body is not a valid signed declaration: " + err.Error()})
+	case errors.Is(err, ErrUnknownIssuer):
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{err.Error()})
+	case errors.Is(err, ErrConflict):
+		writeJSON(w, http.StatusConflict, apiError{err.Error()})
+	default:
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+	}
+}
+
+func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
+	var req VerifyRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxVerifyBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"verify: the body must be a JSON object {credential, target, resource, action, at}: " + err.Error()})
+		return
+	}
+	cred, err := base64.StdEncoding.DecodeString(req.Credential)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"verify: credential must be base64 (standard encoding): " + err.Error()})
+		return
+	}
+	if req.Target == "" || req.Resource == "" || req.Action == "" {
+		writeJSON(w, http.StatusBadRequest, apiError{"verify: target, resource and action are required"})
+		return
+	}
+	at := n.now()
+	if req.At != "" {
+		if at, err = time.Parse(time.RFC3339, req.At); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"verify: at must be an RFC3339 time: " + err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, n.Verify(cred, req.Target, req.Resource, req.Action, at))
+}
+
+// Status is the JSON of GET /v1/status.
+type Status struct {
+	Authority   AuthorityRef `json:"authority"`
+	PeerID      string       `json:"peer_id"`
+	ListenAddrs []string     `json:"listen_addrs"`
+	API         string       `json:"api"`
+	Peers       []string     `json:"peers"`
+	Topics      []string     `json:"topics"`
+	Raft        RaftStatus   `json:"raft"`
+	Graph       GraphStatus  `json:"graph"`
+	Pending     int          `json:"pending"`
+}
+
+// AuthorityRef names an authority.
+type AuthorityRef struct {
+	ID   authority.ID `json:"id"`
+	Name string       `json:"name"`
+	Kind string       `json:"kind,omitempty"`
+}
+
+// RaftStatus is the node's view of consensus.
+type RaftStatus struct {
+	State        string   `json:"state"`
+	Leader       string   `json:"leader"`
+	Term         uint64   `json:"term"`
+	LastIndex    uint64   `json:"last_index"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Voters       []string `json:"voters"`
+}
+
+// GraphStatus is the replica's graph version and age.
+type GraphStatus struct {
+	Version     uint64 `json:"version"`
+	AgeMS       int64  `json:"age_ms"`
+	Authorities int    `json:"authorities"`
+}
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	st := n.raft.Stats()
+	g := GraphStatus{Version: n.store.Version()}
+	if age := n.now().Sub(n.graphAsOf()); age > 0 {
+		g.AgeMS = age.Milliseconds()
+	}
+	n.store.View(func(v authority.View) {
+		if gr, ok := v.(interface {
+			Authorities() []*authority.AuthorityInfo
+		}); ok {
+			g.Authorities = len(gr.Authorities())
+		}
+	})
+	voters := st.Voters
+	if voters == nil {
+		voters = []string{}
+	}
+	return Status{
+		Authority:   AuthorityRef{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind},
+		PeerID:      n.host.PeerID(),
+		ListenAddrs: n.host.Addrs(),
+		API:         n.APIAddr(),
+		Peers:       nonNil(n.host.ConnectedPeers()),
+		Topics:      []string{gossip.DeclarationsTopic},
+		Raft: RaftStatus{State: st.State, Leader: st.Leader, Term: st.Term, LastIndex: st.LastIndex,
+			CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Voters: voters},
+		Graph:   g,
+		Pending: n.pool.size(),
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Status())
+}
+
+// GraphJSON is the JSON of GET /v1/graph.
+type GraphJSON struct {
+	Version     uint64          `json:"version"`
+	Authorities []AuthorityJSON `json:"authorities"`
+}
+
+// AuthorityJSON is one authority with its rules and revocations.
+type AuthorityJSON struct {
+	AuthorityStatus
+	Rules []RuleJSON `json:"rules"`
+}
+
+// RuleJSON is one federation rule.
+type RuleJSON struct {
+	ID        authority.ID `json:"id"`
+	Seq       uint64       `json:"seq"`
+	Source    authority.ID `json:"source"`
+	Subjects  string       `json:"subjects"`
+	Resources string       `json:"resources"`
+	Actions   []string     `json:"actions"`
+	NotBefore string       `json:"not_before,omitempty"`
+	NotAfter  string       `json:"not_after,omitempty"`
+	Revoked   bool         `json:"revoked,omitempty"`
+}
+
+// Graph describes the agreed graph.
+func (n *Node) Graph() GraphJSON {
+	var out GraphJSON
+	n.store.View(func(v authority.View) {
+		out.Version = v.Version()
+		gr, ok := v.(interface {
+			Authorities() []*authority.AuthorityInfo
+		})
+		if !ok {
+			return
+		}
+		for _, a := range gr.Authorities() {
+			aj := AuthorityJSON{AuthorityStatus: AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}, Rules: []RuleJSON{}}
+			for _, ri := range v.RulesFor(a.ID) {
+				_, revoked := v.RevokedBy(ri.ID, a.ID)
+				aj.Rules = append(aj.Rules, RuleJSON{ID: ri.ID, Seq: ri.Seq, Source: ri.Rule.Source, Subjects: ri.Rule.Subjects,
+					Resources: ri.Rule.Resources, Actions: ri.Rule.Actions, NotBefore: unixOrEmpty(ri.Rule.NotBefore),
+					NotAfter: unixOrEmpty(ri.Rule.NotAfter), Revoked: revoked})
+			}
+			out.Authorities = append(out.Authorities, aj)
+		}
+	})
+	if out.Authorities == nil {
+		out.Authorities = []AuthorityJSON{}
+	}
+	return out
+}
+
+func unixOrEmpty(s int64) string {
+	if s == 0 {
+		return ""
+	}
+	return time.Unix(s, 0).UTC().Format(time.RFC3339)
+}
+
+func (n *Node) handleGraph(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Graph())
+}
+
+func (n *Node) handleAuthority(w http.ResponseWriter, r *http.Request) {
+	st, err := n.Head(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (n *Node) handleDeclaration(w http.ResponseWriter, r *http.Request) {
+	id, err := authority.ParseID(r.PathValue("id"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	env, err := n.store.Declaration(id)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/cbor")
+	_, _ = w.Write(env)
+}
+
+func (n *Node) handleBundle(w http.ResponseWriter, r *http.Request) {
+	b, err := n.ExportBundle()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/cbor")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,194 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/fednode/fednode/authority"
+)
+
+// Client talks to a node's HTTP API. The CLI and the testnet use it.
+type Client struct {
+	// Addr is the API's host:port.
+	Addr string
+	// Token authorizes state-changing calls; empty for open endpoints.
+	Token string
+	HTTP  *http.Client
+}
+
+// NewClient returns a client for the API at addr.
+func NewClient(addr, token string) *Client {
+	return &Client{Addr: addr, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// ClientForHome returns a client for the running node of a home directory,
+// with its token.
+func ClientForHome(h *Home) (*Client, error) {
+	addr, err := h.APIAddr()
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(addr, h.Token), nil
+}
+
+// APIError is an error response from the API.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("node API: %s (HTTP %d)", e.Message, e.Status)
+}
+
+// Unwrap maps the status back to the node's sentinel errors, so callers
+// branch the same way in process and over HTTP.
+func (e *APIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusBadRequest:
+		return ErrInvalid
+	case http.StatusUnprocessableEntity:
+		return ErrUnknownIssuer
+	case http.StatusConflict:
+		return ErrConflict
+	}
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, body)
+	if err != nil {
+		return fmt.Errorf("node: client: %w", err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("node: cannot reach the node API at %s (is the node running?): %w", c.Addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	if err != nil {
+		return fmt.Errorf("node: client: read response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var ae apiError
+		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+			return &APIError{Status: resp.StatusCode, Message: ae.Error}
+		}
+		return &APIError{Status: resp.StatusCode, Message: string(bytes.TrimSpace(b))}
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = b
+		return nil
+	default:
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("node: client: decode response of %s: %w", path, err)
+		}
+		return nil
+	}
+}
+
+// Submit posts a signed declaration.
+func (c *Client) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
+	var r SubmitResult
+	err := c.do(ctx, http.MethodPost, "/v1/declarations", bytes.NewReader(env), "application/cbor", &r)
+	return r, err
+}
+
+// Verify asks the node for a decision. at zero means the node's now.
+func (c *Client) Verify(ctx context.Context, cred []byte, target, resource, action string, at time.Time) (authority.Decision, error) {
+	req := VerifyRequest{Credential: base64.StdEncoding.EncodeToString(cred), Target: target, Resource: resource, Action: action}
+	if !at.IsZero() {
+		req.At = at.UTC().Format(time.RFC3339)
+	}
+	b, _ := json.Marshal(req)
+	var d authority.Decision
+	err := c.do(ctx, http.MethodPost, "/v1/verify", bytes.NewReader(b), "application/json", &d)
+	d.Allow = d.Outcome == "allow"
+	return d, err
+}
+
+// Status fetches the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, "", &s)
+	return s, err
+}
+
+// Graph fetches the agreed graph.
+func (c *Client) Graph(ctx context.Context) (GraphJSON, error) {
+	var g GraphJSON
+	err := c.do(ctx, http.MethodGet, "/v1/graph", nil, "", &g)
+	return g, err
+}
+
+// Head fetches one authority and its chain head (pending included).
+func (c *Client) Head(ctx context.Context, ref string) (AuthorityStatus, error) {
+	var a AuthorityStatus
+	err := c.do(ctx, http.MethodGet, "/v1/authorities/"+url.PathEscape(ref), nil, "", &a)
+	return a, err
+}
+
+// Bundle fetches a signed bundle of the agreed graph.
+func (c *Client) Bundle(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := c.do(ctx, http.MethodGet, "/v1/bundle", nil, "", &b)
+	return b, err
+}
+
+// Declarer is where SignNext finds a chain head and submits: a Client over
+// HTTP, or a Node in process.
+type Declarer interface {
+	Head(ctx context.Context, ref string) (AuthorityStatus, error)
+	Submit(ctx context.Context, env []byte) (SubmitResult, error)
+}
+
+// SignNext signs a declaration of the home's authority at its next chain
+// position and submits it, under the home's signing lock, so that two
+// commands never sign one position twice. build fills in the body.
+func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build func(d *authority.Declaration)) (*authority.Signed, error) {
+	unlock, err := h.LockSigning()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		head, err := to.Head(ctx, h.Authority.String())
+		if err != nil {
+			return nil, fmt.Errorf("node: find %s's chain head: %w", h.Config.Name, err)
+		}
+		d := authority.Declaration{Authority: h.Authority, Seq: head.Head + 1, Prev: head.HeadID, IssuedAt: now.Unix()}
+		build(&d)
+		sd, err := authority.Sign(d, h.Root)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := to.Submit(ctx, sd.Raw); err != nil {
+			if errors.Is(err, ErrConflict) {
+				lastErr = err
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			return nil, err
+		}
+		return sd, nil
+	}
+	return nil, fmt.Errorf("node: the chain head kept moving while signing: %w", lastErr)
+}

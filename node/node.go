@@ -1,0 +1,903 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/fednode/fednode/authority"
+	"github.com/fednode/fednode/bundle"
+	"github.com/fednode/fednode/chainstore"
+	"github.com/fednode/fednode/consensus"
+	"github.com/fednode/fednode/gossip"
+)
+
+// Config says how to run one node. cmd/fednode builds it from flags and the
+// home's config file; testnet builds it directly. Zero fields take the
+// home's config or a default.
+type Config struct {
+	// Home is the home directory written by Init. Required.
+	Home string
+	// Listen overrides the home's listen multiaddrs.
+	Listen []string
+	// API overrides the home's API address (host:port, loopback only).
+	API string
+	// Bootstrap founds a new consortium with this node as its first voter
+	// (only when the node has no Raft state yet).
+	Bootstrap bool
+	// Join lists multiaddrs of running members to ask for admission (only
+	// when the node has no Raft state yet; afterwards it just reconnects).
+	Join []string
+	// Peers lists multiaddrs to connect to at start, besides the address
+	// book the node keeps.
+	Peers []string
+	// Logger receives structured logs. Nil: discard.
+	Logger *slog.Logger
+	// Clock is the node's time source. Nil: time.Now. Only the verifier's
+	// "now" and the bundle's export time read it; Raft's apply never does.
+	Clock func() time.Time
+	// Raft tunes consensus; zero fields take consensus's defaults.
+	Raft RaftTuning
+}
+
+// RaftTuning carries the Raft settings an operator or a test may change.
+type RaftTuning struct {
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+}
+
+// Timing of the node's background loops.
+const (
+	proposeInterval   = 100 * time.Millisecond
+	forwardRetry      = 2 * time.Second
+	pendingTTL        = 10 * time.Minute
+	directoryInterval = 2 * time.Second
+	joinTimeout       = 60 * time.Second
+	// maxBatchBytes keeps one Raft entry under consensus.MaxCommandSize.
+	maxBatchBytes = 768 << 10
+	// maxBatchCount bounds the declarations in one Raft entry.
+	maxBatchCount = 512
+)
+
+// cmdDeclarations is the Raft command that carries a batch of declaration
+// envelopes (body: CBOR array of byte strings). A wire format: keep the number.
+const cmdDeclarations consensus.CommandType = 1
+
+// Node is one running fednode node.
+type Node struct {
+	cfg     Config
+	home    *Home
+	log     *slog.Logger
+	now     func() time.Time
+	started time.Time
+
+	store *chainstore.Store
+	host  *gossip.Host
+	raft  *consensus.Raft
+	pool  *pool
+	prov  *provisional
+	met   *metrics
+
+	apiLn  net.Listener
+	apiSrv *http.Server
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+	// forwarding is set while a forward to the leader is in flight.
+	forwarding atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the home, starts the store, host, Raft and API, and joins or
+// bootstraps as configured. It returns once the API is listening; admission
+// to a consortium completes in the background (see Status).
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	home, err := LoadHome(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	n := &Node{
+		cfg:  cfg,
+		home: home,
+		log:  cfg.Logger.With("node", home.Config.Name),
+		now:  cfg.Clock,
+		pool: newPool(),
+		prov: newProvisional(),
+		met:  newMetrics(),
+		kick: make(chan struct{}, 1),
+	}
+	n.started = n.now()
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	var err error
+	n.store, err = chainstore.Open(filepath.Join(n.home.Dir, dirData), chainstore.Options{Logger: n.log})
+	if err != nil {
+		return err
+	}
+	listen := n.cfg.Listen
+	if len(listen) == 0 {
+		listen = n.home.Config.Listen
+	}
+	n.host, err = gossip.New(n.ctx, gossip.Config{
+		Identity:    n.home.Identity,
+		ListenAddrs: listen,
+		Logger:      n.log,
+		Validate:    n.validateGossip,
+		Deliver:     n.deliverGossip,
+		OnConnect:   func(string) { n.poke() },
+	})
+	if err != nil {
+		return err
+	}
+
+	fsm := consensus.NewFSM(stateAdapter{n.store})
+	fsm.Register(cmdDeclarations, "declarations", n.applyDeclarations)
+	last, err := n.store.LastIndex()
+	if err != nil {
+		return err
+	}
+	hasState := last > 0
+	if err := os.MkdirAll(filepath.Join(n.home.Dir, dirRaft), 0o700); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.raft, err = consensus.New(consensus.Config{
+		Network:           hostNetwork{n.host},
+		Log:               n.store,
+		Stable:            n.store,
+		State:             stateAdapter{n.store},
+		FSM:               fsm,
+		SnapshotDir:       filepath.Join(n.home.Dir, dirRaft),
+		Bootstrap:         n.cfg.Bootstrap && !hasState,
+		Logger:            n.log,
+		HeartbeatTimeout:  n.cfg.Raft.HeartbeatTimeout,
+		ElectionTimeout:   n.cfg.Raft.ElectionTimeout,
+		SnapshotInterval:  n.cfg.Raft.SnapshotInterval,
+		SnapshotThreshold: n.cfg.Raft.SnapshotThreshold,
+		TrailingLogs:      n.cfg.Raft.TrailingLogs,
+	})
+	if err != nil {
+		return err
+	}
+
+	if err := n.serveProtocols(); err != nil {
+		return err
+	}
+	if err := n.startAPI(); err != nil {
+		return err
+	}
+
+	// Our own genesis goes into the pool: the first leader to see it
+	// commits it, so every authority's root is in the agreed graph.
+	if gen, err := authority.Parse(n.home.Genesis); err == nil && !n.store.Has(gen.ID) {
+		n.pool.add(gen, n.now())
+	}
+
+	// Reconnect to known peers: a restarting node dials its peers itself
+	// rather than wait minutes for their dial backoff.
+	book, err := n.store.Peers()
+	if err != nil {
+		return err
+	}
+	for id, addrs := range book {
+		if id != n.host.PeerID() {
+			_ = n.host.AddPeer(id, addrs)
+		}
+	}
+	n.wg.Add(3)
+	go n.proposeLoop()
+	go n.directoryLoop()
+	go n.connectPeers(append(append([]string{}, n.cfg.Peers...), n.home.Config.Bootstrap...))
+	if len(n.cfg.Join) > 0 && !hasState {
+		n.wg.Add(1)
+		go n.joinLoop(n.cfg.Join)
+	} else if len(n.cfg.Join) > 0 {
+		n.wg.Add(1)
+		go n.connectPeers(n.cfg.Join)
+	}
+	n.log.Info("node started", "authority", n.home.Authority.String(), "peer_id", n.host.PeerID(),
+		"listen", n.host.Addrs(), "api", n.APIAddr(), "bootstrap", n.cfg.Bootstrap && !hasState, "raft_state", hasState)
+	return nil
+}
+
+// Close stops the node: API, loops, Raft, host, store. It is idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.apiSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := n.apiSrv.Shutdown(ctx); err != nil {
+				_ = n.apiSrv.Close()
+			}
+			cancel()
+		}
+		if n.raft != nil {
+			if err := n.raft.Shutdown(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.host != nil {
+			if err := n.host.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.wg.Wait()
+		if n.store != nil {
+			if err := n.store.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
+
+// Agreed reports whether the declaration id is in this replica's agreed graph.
+func (n *Node) Agreed(id authority.ID) bool { return n.store.Has(id) }
+
+// GraphVersion is this replica's graph version.
+func (n *Node) GraphVersion() uint64 { return n.store.Version() }
+
+// Home returns the node's home.
+func (n *Node) Home() *Home { return n.home }
+
+// Authority is this node's authority ID.
+func (n *Node) Authority() authority.ID { return n.home.Authority }
+
+// PeerID is the node's libp2p identity.
+func (n *Node) PeerID() string { return n.host.PeerID() }
+
+// Addrs are the node's full listen multiaddrs (with /p2p/ID).
+func (n *Node) Addrs() []string { return n.host.Addrs() }
+
+// APIAddr is the address the HTTP API listens on.
+func (n *Node) APIAddr() string {
+	if n.apiLn == nil {
+		return ""
+	}
+	return n.apiLn.Addr().String()
+}
+
+func (n *Node) poke() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Errors of Submit, mapped to HTTP statuses by the API.
+var (
+	// ErrInvalid: the bytes are not a well-formed declaration, or its
+	// signature does not verify.
+	ErrInvalid = errors.New("node: invalid declaration")
+	// ErrUnknownIssuer: the issuer has no genesis here (not in the graph
+	// and not pending): submit its genesis first.
+	ErrUnknownIssuer = errors.New("node: unknown issuer")
+	// ErrConflict: another declaration holds that chain position.
+	ErrConflict = errors.New("node: chain position taken")
+)
+
+// SubmitResult says what became of a submitted declaration.
+type SubmitResult struct {
+	ID     authority.ID `json:"id"`
+	Kind   string       `json:"kind"`
+	Status string       `json:"status"` // "accepted" (pending order), "duplicate" (already agreed)
+}
+
+// Submit takes a signed declaration from a local client: it checks it,
+// puts it in the pending pool, gossips it and lets the proposer carry it to
+// Raft. A revocation takes effect here at once.
+func (n *Node) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
+	sd, err := authority.Parse(env)
+	if err != nil {
+		n.met.submitted.WithLabelValues("invalid").Inc()
+		return SubmitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	res := SubmitResult{ID: sd.ID, Kind: sd.Decl.Kind.String()}
+	if !sd.Decl.Kind.OnChain() {
+		n.met.submitted.WithLabelValues("invalid").Inc()
+		return res, fmt.Errorf("%w: a %v is presented to verify, not published", ErrInvalid, sd.Decl.Kind)
+	}
+	if n.store.Has(sd.ID) {
+		res.Status = "duplicate"
+		return res, nil
+	}
+	if err := n.admit(sd); err != nil {
+		n.met.submitted.WithLabelValues("refused").Inc()
+		return res, err
+	}
+	n.met.submitted.WithLabelValues("accepted").Inc()
+	res.Status = "accepted"
+	if err := n.host.Publish(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
+		// Gossip is the fast path; the proposer still carries it to Raft.
+		n.log.Debug("publish", "id", sd.ID.Short(), "err", err)
+	}
+	return res, nil
+}
+
+// admit checks a declaration that is not yet agreed and adds it to the pool.
+func (n *Node) admit(sd *authority.Signed) error {
+	if err := n.checkSignature(sd); err != nil {
+		return err
+	}
+	var conflict error
+	n.store.View(func(v authority.View) {
+		a, ok := v.Authority(sd.Decl.Authority)
+		if !ok || sd.Decl.Kind == authority.KindGenesis {
+			return
+		}
+		if sd.Decl.Seq <= a.Head {
+			conflict = fmt.Errorf("%w: %s already holds %s's seq %d (head %d): fetch the head and sign again", ErrConflict, "another declaration", a.Name, sd.Decl.Seq, a.Head)
+		}
+	})
+	if conflict != nil {
+		return conflict
+	}
+	if p := n.pool.at(sd.Decl.Authority, sd.Decl.Seq); p != nil && p.ID != sd.ID && sd.Decl.Kind != authority.KindGenesis {
+		return fmt.Errorf("%w: pending declaration %s already holds seq %d", ErrConflict, p.ID.Short(), sd.Decl.Seq)
+	}
+	if sd.Decl.Kind == authority.KindRevocation {
+		n.prov.add(sd)
+	}
+	n.pool.add(sd, n.now())
+	n.poke()
+	return nil
+}
+
+// checkSignature verifies sd against its issuer's keys: from the agreed
+// graph, else from a pending genesis (an authority's first declarations may
+// arrive before its genesis is committed).
+func (n *Node) checkSignature(sd *authority.Signed) error {
+	if sd.Decl.Kind == authority.KindGenesis {
+		if err := sd.VerifyWith(sd.Decl.Genesis.RootKeys); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return nil
+	}
+	var keys []authority.PublicKey
+	n.store.View(func(v authority.View) {
+		if a, ok := v.Authority(sd.Decl.Authority); ok {
+			keys = a.RootKeys
+		}
+	})
+	if keys == nil {
+		if g := n.pool.get(sd.Decl.Authority); g != nil && g.Decl.Kind == authority.KindGenesis {
+			keys = g.Decl.Genesis.RootKeys
+		}
+	}
+	if keys == nil {
+		return fmt.Errorf("%w %s: its genesis is neither agreed nor pending here; submit the genesis first", ErrUnknownIssuer, sd.Decl.Authority)
+	}
+	if err := sd.VerifyWith(keys); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// validateGossip runs on every gossip message before it is delivered or
+// relayed: decode, bound, verify. Nothing touches the store before it.
+func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossip.Verdict {
+	sd, err := authority.Parse(data)
+	if err != nil {
+		n.met.gossip.WithLabelValues("reject").Inc()
+		n.log.Debug("gossip: malformed declaration", "from", from, "err", err)
+		return gossip.Reject
+	}
+	if !sd.Decl.Kind.OnChain() {
+		n.met.gossip.WithLabelValues("reject").Inc()
+		return gossip.Reject
+	}
+	if n.store.Has(sd.ID) {
+		n.met.gossip.WithLabelValues("ignore").Inc()
+		return gossip.Ignore
+	}
+	if err := n.checkSignature(sd); err != nil {
+		if errors.Is(err, ErrUnknownIssuer) {
+			n.met.gossip.WithLabelValues("ignore").Inc()
+			return gossip.Ignore
+		}
+		n.met.gossip.WithLabelValues("reject").Inc()
+		n.log.Debug("gossip: bad declaration", "from", from, "id", sd.ID.Short(), "err", err)
+		return gossip.Reject
+	}
+	n.met.gossip.WithLabelValues("accept").Inc()
+	return gossip.Accept
+}
+
+// deliverGossip takes a validated declaration from the mesh.
+func (n *Node) deliverGossip(from string, data []byte) {
+	sd, err := authority.Parse(data)
+	if err != nil || n.store.Has(sd.ID) {
+		return
+	}
+	if sd.Decl.Kind == authority.KindRevocation {
+		// Fail safe: a revocation signed by its issuer denies at once,
+		// before Raft orders it.
+		n.prov.add(sd)
+	}
+	n.pool.add(sd, n.now())
+	n.poke()
+}
+
+// applyDeclarations is the FSM handler of cmdDeclarations. Deterministic:
+// it decodes the batch and lets the store re-verify and apply it.
+func (n *Node) applyDeclarations(index uint64, body []byte) any {
+	envs, err := decodeBatch(body)
+	if err != nil {
+		if err := n.store.MarkApplied(index); err != nil {
+			panic(fmt.Sprintf("node: mark index %d applied: %v", index, err))
+		}
+		return []error{err}
+	}
+	errs := n.store.ApplyDeclarations(index, envs)
+	accepted := 0
+	for _, e := range errs {
+		if e == nil {
+			accepted++
+		} else {
+			n.met.applyRefused.Inc()
+		}
+	}
+	n.met.applied.Add(float64(accepted))
+	if accepted > 0 {
+		n.poke()
+	}
+	return errs
+}
+
+var batchDec, _ = cbor.DecOptions{
+	MaxArrayElements: maxBatchCount * 2,
+	IndefLength:      cbor.IndefLengthForbidden,
+	TagsMd:           cbor.TagsForbidden,
+}.DecMode()
+
+func encodeBatch(envs [][]byte) []byte {
+	b, err := cbor.Marshal(envs)
+	if err != nil {
+		panic(err) // [][]byte always encodes
+	}
+	return b
+}
+
+func decodeBatch(b []byte) ([][]byte, error) {
+	var envs [][]byte
+	if err := batchDec.Unmarshal(b, &envs); err != nil {
+		return nil, fmt.Errorf("node: malformed declaration batch: %w", err)
+	}
+	return envs, nil
+}
+
+// proposeLoop carries pending declarations to Raft: the leader proposes
+// them, a follower forwards them to the leader.
+func (n *Node) proposeLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(proposeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.kick:
+		}
+		n.proposeOnce()
+	}
+}
+
+func (n *Node) proposeOnce() {
+	now := n.now()
+	items := n.pool.list()
+	var todo []*pendingDecl
+	for _, p := range items {
+		if n.store.Has(p.sd.ID) {
+			n.pool.remove(p.sd.ID)
+			continue
+		}
+		if now.Sub(p.added) > pendingTTL {
+			n.log.Warn("dropping a declaration that stayed pending too long", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String())
+			n.pool.remove(p.sd.ID)
+			continue
+		}
+		todo = append(todo, p)
+	}
+	n.prov.prune(n.store)
+	n.met.pending.Set(float64(len(todo)))
+	if len(todo) == 0 {
+		return
+	}
+	if n.raft.IsLeader() {
+		n.proposeBatches(todo)
+		return
+	}
+	leader := n.raft.Leader()
+	if leader == "" || leader == n.host.PeerID() {
+		return
+	}
+	var envs [][]byte
+	for _, p := range todo {
+		// A new leader gets everything at once; the same one only retries.
+		if p.forwardedTo != leader || now.Sub(p.forwarded) >= forwardRetry {
+			p.forwardedTo = leader
+			envs = append(envs, p.sd.Raw)
+			p.forwarded = now
+		}
+	}
+	if len(envs) == 0 || !n.forwarding.CompareAndSwap(false, true) {
+		return
+	}
+	// Forward off the loop: a dial to a leader that just died can take
+	// seconds (QUIC waits out its handshake), and meanwhile this node may
+	// become the leader and must propose.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.forwarding.Store(false)
+		if err := n.forward(leader, envs); err != nil {
+			n.log.Debug("forward to leader", "leader", leader, "n", len(envs), "err", err)
+		}
+	}()
+}
+
+func (n *Node) proposeBatches(todo []*pendingDecl) {
+	for len(todo) > 0 {
+		size, k := 0, 0
+		for k < len(todo) && k < maxBatchCount && size+len(todo[k].sd.Raw) < maxBatchBytes {
+			size += len(todo[k].sd.Raw) + 8
+			k++
+		}
+		batch := todo[:k]
+		todo = todo[k:]
+		envs := make([][]byte, len(batch))
+		for i, p := range batch {
+			envs[i] = p.sd.Raw
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		res, _, err := n.raft.Apply(ctx, consensus.Command{Type: cmdDeclarations, Body: encodeBatch(envs)})
+		cancel()
+		if err != nil {
+			n.log.Debug("propose", "n", len(envs), "err", err)
+			return
+		}
+		errs, _ := res.([]error)
+		for i, p := range batch {
+			var e error
+			if i < len(errs) {
+				e = errs[i]
+			}
+			switch {
+			case e == nil, errors.Is(e, authority.ErrDuplicate):
+				n.pool.remove(p.sd.ID)
+			case errors.Is(e, authority.ErrGap), errors.Is(e, authority.ErrUnknownAuthority):
+				// An earlier declaration is missing: keep it and retry.
+			default:
+				n.log.Warn("the agreed graph refused a declaration", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String(), "err", e)
+				n.pool.remove(p.sd.ID)
+			}
+		}
+	}
+}
+
+// graphAsOf is when this replica was last known to be current: now for the
+// leader, the leader's last contact for a follower.
+func (n *Node) graphAsOf() time.Time {
+	st := n.raft.Stats()
+	if st.State == consensus.StateLeader {
+		return n.now()
+	}
+	if !st.LastContact.IsZero() {
+		return st.LastContact
+	}
+	return n.started
+}
+
+// Verify decides a request against this node's replica (plus revocations
+// seen by gossip and not yet agreed). It works with no Raft quorum and no
+// network: it reads local state only.
+func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time) authority.Decision {
+	asOf := n.graphAsOf()
+	var d authority.Decision
+	n.store.View(func(v authority.View) {
+		ov := overlay{View: v, prov: n.prov}
+		tid, err := authority.ResolveAuthority(ov, target)
+		if err != nil {
+			d = authority.Verify(ov, authority.Request{Credential: cred, Target: authority.ID{}, Resource: resource, Action: action},
+				authority.WithTime(at), authority.WithGraphAsOf(asOf))
+			if d.Reason != authority.ReasonMalformed && d.Reason != authority.ReasonBadSignature && d.Reason != authority.ReasonUnknownAuthority {
+				d.Allow, d.Outcome, d.Reason = false, "deny", authority.ReasonUnknownAuthority
+				d.Message = fmt.Sprintf("target %q: %v", target, err)
+			}
+			return
+		}
+		d = authority.Verify(ov, authority.Request{Credential: cred, Target: tid, Resource: resource, Action: action},
+			authority.WithTime(at), authority.WithGraphAsOf(asOf))
+	})
+	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
+	return d
+}
+
+// ExportBundle signs the agreed graph at its current version for offline use.
+func (n *Node) ExportBundle() ([]byte, error) {
+	version := n.store.Version()
+	if !n.store.Has(n.home.Authority) {
+		return nil, fmt.Errorf("node: bundle: this node's authority %s is not in the agreed graph yet (has the node joined?)", n.home.Authority.Short())
+	}
+	envs := make([][]byte, 0, version)
+	err := n.store.Declarations(0, version, func(_ uint64, env []byte) error {
+		envs = append(envs, append([]byte(nil), env...))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return bundle.Export(bundle.Contents{
+		GraphVersion: version,
+		ExportedAt:   n.now().UnixMilli(),
+		Exporter:     n.home.Authority,
+		Declarations: envs,
+	}, n.home.Root)
+}
+
+// Head is an authority's next chain position as this node sees it: the
+// agreed head, advanced over pending declarations that extend it.
+func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
+	var out AuthorityStatus
+	var err error
+	n.store.View(func(v authority.View) {
+		var id authority.ID
+		id, err = authority.ResolveAuthority(v, ref)
+		if err != nil {
+			// Our own authority may be pending still.
+			if ref == n.home.Config.Name || ref == n.home.Authority.String() {
+				if g := n.pool.get(n.home.Authority); g != nil {
+					out = AuthorityStatus{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind, HeadID: n.home.Authority, Pending: true}
+					err = nil
+				}
+			}
+			return
+		}
+		a, _ := v.Authority(id)
+		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}
+	})
+	if err != nil {
+		return out, err
+	}
+	for {
+		p := n.pool.at(out.ID, out.Head+1)
+		if p == nil || p.Decl.Prev != out.HeadID {
+			break
+		}
+		out.Head, out.HeadID, out.Pending = p.Decl.Seq, p.ID, true
+	}
+	return out, nil
+}
+
+// AuthorityStatus is one authority's identity and chain head.
+type AuthorityStatus struct {
+	ID      authority.ID `json:"id"`
+	Name    string       `json:"name"`
+	Kind    string       `json:"kind,omitempty"`
+	Head    uint64       `json:"head"`
+	HeadID  authority.ID `json:"head_id"`
+	Pending bool         `json:"pending,omitempty"` // the head includes declarations not yet agreed
+}
+
+// pendingDecl is a declaration on its way to the agreed graph.
+type pendingDecl struct {
+	sd        *authority.Signed
+	added     time.Time
+	forwarded time.Time
+	// forwardedTo is the leader it was last forwarded to.
+	forwardedTo string
+}
+
+// pool holds declarations that are valid but not yet agreed.
+type pool struct {
+	mu  sync.Mutex
+	m   map[authority.ID]*pendingDecl
+	pos map[posKey]*authority.Signed
+}
+
+type posKey struct {
+	a   authority.ID
+	seq uint64
+}
+
+func newPool() *pool {
+	return &pool{m: map[authority.ID]*pendingDecl{}, pos: map[posKey]*authority.Signed{}}
+}
+
+// maxPending bounds the pool: beyond it new declarations wait for gossip
+// repair or a resubmission.
+const maxPending = 100_000
+
+func (p *pool) add(sd *authority.Signed, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.m[sd.ID]; ok || len(p.m) >= maxPending {
+		return
+	}
+	p.m[sd.ID] = &pendingDecl{sd: sd, added: now}
+	owner := sd.Decl.Authority
+	if sd.Decl.Kind == authority.KindGenesis {
+		owner = sd.ID
+	}
+	if _, ok := p.pos[posKey{owner, sd.Decl.Seq}]; !ok {
+		p.pos[posKey{owner, sd.Decl.Seq}] = sd
+	}
+}
+
+func (p *pool) remove(id authority.ID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, ok := p.m[id]
+	if !ok {
+		return
+	}
+	delete(p.m, id)
+	owner := d.sd.Decl.Authority
+	if d.sd.Decl.Kind == authority.KindGenesis {
+		owner = d.sd.ID
+	}
+	k := posKey{owner, d.sd.Decl.Seq}
+	if p.pos[k] == d.sd {
+		delete(p.pos, k)
+	}
+}
+
+func (p *pool) get(id authority.ID) *authority.Signed {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d, ok := p.m[id]; ok {
+		return d.sd
+	}
+	return nil
+}
+
+func (p *pool) at(a authority.ID, seq uint64) *authority.Signed {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pos[posKey{a, seq}]
+}
+
+func (p *pool) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
+}
+
+// list returns the pending declarations in proposal order: geneses first,
+// then by authority and seq, so a batch can carry a whole chain segment.
+func (p *pool) list() []*pendingDecl {
+	p.mu.Lock()
+	out := make([]*pendingDecl, 0, len(p.m))
+	for _, d := range p.m {
+		out = append(out, d)
+	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i].sd.Decl, &out[j].sd.Decl
+		if (a.Kind == authority.KindGenesis) != (b.Kind == authority.KindGenesis) {
+			return a.Kind == authority.KindGenesis
+		}
+		if a.Authority != b.Authority {
+			return a.Authority.String() < b.Authority.String()
+		}
+		if a.Seq != b.Seq {
+			return a.Seq < b.Seq
+		}
+		return out[i].sd.ID.String() < out[j].sd.ID.String()
+	})
+	return out
+}
+
+// provisional holds revocations seen (signed, verified) but not yet agreed:
+// they deny at once, so revocation never waits for Raft.
+type provisional struct {
+	mu sync.RWMutex
+	m  map[[2]authority.ID]*authority.Signed
+}
+
+func newProvisional() *provisional {
+	return &provisional{m: map[[2]authority.ID]*authority.Signed{}}
+}
+
+func (p *provisional) add(sd *authority.Signed) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := [2]authority.ID{sd.Decl.Revocation.Target, sd.Decl.Authority}
+	if _, ok := p.m[k]; !ok {
+		p.m[k] = sd
+	}
+}
+
+func (p *provisional) get(target, issuer authority.ID) (authority.ID, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if sd, ok := p.m[[2]authority.ID{target, issuer}]; ok {
+		return sd.ID, true
+	}
+	return authority.ID{}, false
+}
+
+// prune drops provisional revocations that the agreed graph now holds.
+func (p *provisional) prune(s *chainstore.Store) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, sd := range p.m {
+		if s.Has(sd.ID) {
+			delete(p.m, k)
+		}
+	}
+}
+
+// overlay is the agreed graph plus provisional revocations.
+type overlay struct {
+	authority.View
+	prov *provisional
+}
+
+func (o overlay) RevokedBy(target, issuer authority.ID) (authority.ID, bool) {
+	if id, ok := o.View.RevokedBy(target, issuer); ok {
+		return id, ok
+	}
+	return o.prov.get(target, issuer)
+}
+
+// stateAdapter presents the store as consensus's StateStore.
+type stateAdapter struct{ s *chainstore.Store }
+
+func (a stateAdapter) AppliedIndex() uint64       { return a.s.AppliedIndex() }
+func (a stateAdapter) MarkApplied(i uint64) error { return a.s.MarkApplied(i) }
+func (a stateAdapter) NeedsRestore() bool         { return a.s.NeedsRestore() }
+func (a stateAdapter) Restore(r io.Reader) error  { return a.s.Restore(r) }
+func (a stateAdapter) Snapshot() (consensus.Snapshot, error) {
+	snap, err := a.s.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// hostNetwork presents the libp2p host as consensus's Network.
+type hostNetwork struct{ h *gossip.Host }
+
+func (h hostNetwork) LocalID() string                           { return h.h.PeerID() }
+func (h hostNetwork) Listen(proto string) (net.Listener, error) { return h.h.Listen(proto) }
+func (h hostNetwork) Dial(ctx context.Context, peer, proto string) (net.Conn, error) {
+	return h.h.Dial(ctx, peer, proto)
+}
+
+type consensusServer = consensus.Server

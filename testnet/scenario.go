@@ -1,0 +1,1104 @@
+package testnet
+
+// This file is the parser of the scenario language. The language is a
+// public interface (operators write these files by hand, tests use them
+// too), so its forms change only by addition. The grammar lives in one
+// table, opTable, from which parsing, validation, the semantic checks and
+// the usage lines in error messages are all derived: adding an op or a key
+// is one table entry, and the usage text cannot drift from what is parsed.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxScenarioSize is the largest scenario, in bytes, that Parse accepts.
+// Scenario files are hand-written prose; the bound keeps a wrong path (a
+// log file, a binary) from costing more than a moment.
+const MaxScenarioSize = 1 << 20
+
+// ErrInvalidScenario is matched (errors.Is) by every error Parse and
+// ParseFile return for bad scenario text, including a too-large input. The
+// concrete type is *ParseError. I/O errors from ParseFile do not match it.
+var ErrInvalidScenario = errors.New("testnet: invalid scenario")
+
+// ParseError reports the first bad line of a scenario.
+type ParseError struct {
+	File string // the name passed to Parse, or the path passed to ParseFile
+	Line int    // 1-based; 0 when the error is about the whole input (size)
+	Msg  string // "<op>: what was wrong, the offending token (want: <usage>)"
+}
+
+// Error formats as "file:line: msg", the form editors and terminals
+// recognise as a jump target; this deliberately replaces the usual
+// "testnet: " prefix, which errors.Is(err, ErrInvalidScenario) stands in for.
+func (e *ParseError) Error() string {
+	f := e.File
+	if f == "" {
+		f = "<scenario>"
+	}
+	if e.Line <= 0 {
+		return f + ": " + e.Msg
+	}
+	return f + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidScenario) true.
+func (e *ParseError) Unwrap() error { return ErrInvalidScenario }
+
+// Scenario is a parsed scenario: the steps in file order.
+type Scenario struct {
+	Steps []Step
+}
+
+// Step is one non-blank, non-comment line of a scenario.
+type Step struct {
+	Line int    // 1-based line number in the file. Invariant: strictly increasing across Steps.
+	Text string // the source line, trimmed, without its comment
+	Op   string // the keyword exactly as written: "authority", "federate", ...
+	// Cmd is the parsed command: *AuthorityCmd for "authority", *FederateCmd
+	// for "federate", and so on (the type is named after the op).
+	// Invariant: never nil.
+	Cmd any
+}
+
+// AuthorityCmd is `authority NAME [kind=KIND]`: start a node for a new
+// authority.
+type AuthorityCmd struct {
+	Name string
+	Kind string // "" when not given: the runner picks its default kind
+}
+
+// FederateCmd is `federate TARGET accepts SOURCE subjects=GLOB
+// resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]`: TARGET
+// declares a rule accepting SOURCE's principals.
+type FederateCmd struct {
+	Target, Source string
+	Subjects       string   // glob over SOURCE's subjects, passed through unchanged
+	Resources      string   // glob over TARGET's resources, passed through unchanged
+	Actions        []string // Invariant: non-empty, each a name, no duplicates
+	Until          Until    // zero (Set false) when not given: no expiry
+	As             string   // "" when not given; otherwise a name revoke can use
+}
+
+// Until is the expiry of a federation rule as written.
+type Until struct {
+	Set bool
+	// Raw is the value exactly as written (for messages and for
+	// re-rendering the step).
+	Raw string
+	// Relative is a duration that the runner adds to the step's time; it may
+	// be negative, for a rule that is already expired when declared.
+	// Invariant: when Set, exactly one of Relative != 0 and !Absolute.IsZero().
+	Relative time.Duration
+	Absolute time.Time
+}
+
+// CredentialCmd is `credential NAME issuer=AUTH subject=S [ttl=DUR]`.
+type CredentialCmd struct {
+	Name, Issuer, Subject string
+	TTL                   time.Duration // 0 = runner default. Invariant: >= 0.
+}
+
+// RevokeCmd is `revoke AUTH NAME`; NAME is a credential or a rule named
+// with federate ... as=.
+type RevokeCmd struct {
+	Auth, Name string
+}
+
+// ExpectCmd is `expect allow|deny CRED at=AUTH resource=R action=A
+// [reason=CODE] [on=all|NODE] [within=DUR]`.
+type ExpectCmd struct {
+	Allow              bool
+	Cred, At, Resource string
+	Action             string
+	Reason             string        // "" = any reason
+	On                 string        // "all" (the default) or an authority name
+	Within             time.Duration // 0 = check once. Invariant: >= 0.
+}
+
+// BundleCmd is `bundle NAME from=NODE`: export a signed bundle.
+type BundleCmd struct {
+	Name, From string
+}
+
+// ExpectOfflineCmd is `expect-offline allow|deny CRED bundle=NAME at=AUTH
+// resource=R action=A [reason=CODE]`: verify from a bundle alone.
+type ExpectOfflineCmd struct {
+	Allow                      bool
+	Cred, Bundle, At, Resource string
+	Action                     string
+	Reason                     string // "" = any reason
+}
+
+// KillCmd is `kill NODE`.
+type KillCmd struct{ Node string }
+
+// RestartCmd is `restart NODE`.
+type RestartCmd struct{ Node string }
+
+// WaitCmd is `wait DUR`.
+type WaitCmd struct {
+	D time.Duration // Invariant: >= 0.
+}
+
+// Parse parses a whole scenario. name is used in error messages (usually
+// the file name).
+//
+// The language, one command per line:
+//
+//	# comment; values with spaces are double-quoted
+//	authority NAME [kind=KIND]
+//	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]
+//	credential NAME issuer=AUTH subject=S [ttl=DUR]
+//	revoke AUTH NAME
+//	expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR]
+//	bundle NAME from=NODE
+//	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE]
+//	kill NODE
+//	restart NODE
+//	wait DUR
+//
+// Tokens are separated by spaces or tabs. "#" outside double quotes starts
+// a comment. A value may be double-quoted, either positional ("a b") or
+// after key= (key="a b"); inside quotes only \" and \\ are escapes. Quotes
+// elsewhere in a token are an error. key=value pairs follow the positionals
+// in any order. Durations are Go durations (time.ParseDuration) with an
+// optional leading whole-days component: 1d, 1d12h, 36h. Names (NAME, AUTH,
+// NODE, CRED, CODE, KIND and each action) match [A-Za-z0-9][A-Za-z0-9._-]*.
+// The input must be UTF-8 without control characters other than tab; a
+// leading byte-order mark and CRLF line ends are accepted.
+//
+// Parse checks every line, including references: an authority, credential,
+// rule (as=) or bundle must be defined on an earlier line than its use, and
+// defined once. "all" is not a valid authority name (on=all means every
+// node). Credentials and rules share one namespace, because revoke names
+// either.
+//
+// On error Parse returns no scenario and a *ParseError for the first bad
+// line (later lines are not reported: a bad declaration would make every
+// later use of it fail too, burying the real defect).
+func Parse(name string, src []byte) (*Scenario, error) {
+	if len(src) > MaxScenarioSize {
+		return nil, &ParseError{File: name, Msg: fmt.Sprintf(
+			"scenario is %d bytes; the limit is %d (MaxScenarioSize)", len(src), MaxScenarioSize)}
+	}
+	text := strings.TrimPrefix(string(src), "\ufeff")
+	p := &scenarioParser{syms: make(map[symNS]map[string]symEntry)}
+	sc := &Scenario{}
+	for i, line := range strings.Split(text, "\n") {
+		n := i + 1
+		st, err := p.parseLine(n, strings.TrimSuffix(line, "\r"))
+		if err != nil {
+			return nil, &ParseError{File: name, Line: n, Msg: err.Error()}
+		}
+		if st != nil {
+			sc.Steps = append(sc.Steps, *st)
+		}
+	}
+	return sc, nil
+}
+
+// ParseFile reads path and parses it, naming path in errors.
+func ParseFile(path string) (*Scenario, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: read scenario: %w", err)
+	}
+	defer f.Close()
+	// One byte over the limit is enough for Parse to refuse it.
+	src, err := io.ReadAll(io.LimitReader(f, MaxScenarioSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("testnet: read scenario: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Usage returns the grammar, one form per line, as error messages show it
+// (for CLI help).
+func Usage() string {
+	var b strings.Builder
+	for _, s := range opTable {
+		b.WriteString(s.usage)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// ---- the grammar table ----
+
+// opSpec describes one op. Positionals come first, in order; keys follow in
+// any order.
+type opSpec struct {
+	op    string
+	pos   []posSpec
+	keys  []keySpec
+	build func(a *stepArgs) (any, error) // called only when every check passed
+	usage string                         // derived from pos and keys at init
+	keyOf map[string]*keySpec            // derived from keys at init
+}
+
+// posSpec is one positional argument.
+type posSpec struct {
+	label   string                    // usage metavariable: NAME, AUTH, or the keyword itself
+	keyword bool                      // the token must equal label (e.g. "accepts")
+	parse   func(string) (any, error) // nil for a keyword
+	ref     *symRef                   // the value must name an earlier definition
+	defines symKind                   // the value defines a new symbol
+}
+
+// keySpec is one key=value argument.
+type keySpec struct {
+	name     string
+	meta     string // usage metavariable: GLOB, DUR, ...
+	required bool
+	dflt     string // raw value used when the key is absent; "" = none (zero value)
+	parse    func(string) (any, error)
+	ref      *symRef
+	defines  symKind
+}
+
+// stepArgs is what a builder sees: every value already parsed and checked.
+type stepArgs struct {
+	pos  []any          // one per posSpec; nil for keywords
+	vals map[string]any // by key name; absent keys without a default are missing
+}
+
+// keyVal returns the parsed value of key, or T's zero value if absent.
+func keyVal[T any](a *stepArgs, key string) T {
+	v, _ := a.vals[key].(T)
+	return v
+}
+
+// posVal returns positional i.
+func posVal[T any](a *stepArgs, i int) T {
+	v, _ := a.pos[i].(T)
+	return v
+}
+
+// Shared references.
+var (
+	refAuthority = &symRef{kinds: []symKind{symAuthority}}
+	refCred      = &symRef{kinds: []symKind{symCredential}}
+	refBundle    = &symRef{kinds: []symKind{symBundle}}
+	refRevocable = &symRef{kinds: []symKind{symCredential, symRule}}
+	refOn        = &symRef{kinds: []symKind{symAuthority}, also: []string{onAll}}
+)
+
+const onAll = "all"
+
+var verdictValue = choiceValue("allow", "deny")
+
+var opTable = []*opSpec{
+	{
+		op:   "authority",
+		pos:  []posSpec{{label: "NAME", parse: nameValueExcept(onAll), defines: symAuthority}},
+		keys: []keySpec{{name: "kind", meta: "KIND", parse: nameValue}},
+		build: func(a *stepArgs) (any, error) {
+			return &AuthorityCmd{Name: posVal[string](a, 0), Kind: keyVal[string](a, "kind")}, nil
+		},
+	},
+	{
+		op: "federate",
+		pos: []posSpec{
+			{label: "TARGET", parse: nameValue, ref: refAuthority},
+			{label: "accepts", keyword: true},
+			{label: "SOURCE", parse: nameValue, ref: refAuthority},
+		},
+		keys: []keySpec{
+			{name: "subjects", meta: "GLOB", required: true, parse: textValue},
+			{name: "resources", meta: "GLOB", required: true, parse: textValue},
+			{name: "actions", meta: "A[,A...]", required: true, parse: actionsValue},
+			{name: "until", meta: "DUR|RFC3339", parse: untilValue},
+			{name: "as", meta: "NAME", parse: nameValue, defines: symRule},
+		},
+		build: func(a *stepArgs) (any, error) {
+			return &FederateCmd{
+				Target: posVal[string](a, 0), Source: posVal[string](a, 2),
+				Subjects: keyVal[string](a, "subjects"), Resources: keyVal[string](a, "resources"),
+				Actions: keyVal[[]string](a, "actions"), Until: keyVal[Until](a, "until"),
+				As: keyVal[string](a, "as"),
+			}, nil
+		},
+	},
+	{
+		op:  "credential",
+		pos: []posSpec{{label: "NAME", parse: nameValue, defines: symCredential}},
+		keys: []keySpec{
+			{name: "issuer", meta: "AUTH", required: true, parse: nameValue, ref: refAuthority},
+			{name: "subject", meta: "S", required: true, parse: textValue},
+			{name: "ttl", meta: "DUR", parse: positiveDuration},
+		},
+		build: func(a *stepArgs) (any, error) {
+			return &CredentialCmd{
+				Name: posVal[string](a, 0), Issuer: keyVal[string](a, "issuer"),
+				Subject: keyVal[string](a, "subject"), TTL: keyVal[time.Duration](a, "ttl"),
+			}, nil
+		},
+	},
+	{
+		op: "revoke",
+		pos: []posSpec{
+			{label: "AUTH", parse: nameValue, ref: refAuthority},
+			{label: "NAME", parse: nameValue, ref: refRevocable},
+		},
+		build: func(a *stepArgs) (any, error) {
+			return &RevokeCmd{Auth: posVal[string](a, 0), Name: posVal[string](a, 1)}, nil
+		},
+	},
+	{
+		op: "expect",
+		pos: []posSpec{
+			{label: "allow|deny", parse: verdictValue},
+			{label: "CRED", parse: nameValue, ref: refCred},
+		},
+		keys: []keySpec{
+			{name: "at", meta: "AUTH", required: true, parse: nameValue, ref: refAuthority},
+			{name: "resource", meta: "R", required: true, parse: textValue},
+			{name: "action", meta: "A", required: true, parse: nameValue},
+			{name: "reason", meta: "CODE", parse: nameValue},
+			{name: "on", meta: "all|NODE", dflt: onAll, parse: nameValue, ref: refOn},
+			{name: "within", meta: "DUR", parse: nonNegDuration},
+		},
+		build: func(a *stepArgs) (any, error) {
+			return &ExpectCmd{
+				Allow: posVal[string](a, 0) == "allow", Cred: posVal[string](a, 1),
+				At: keyVal[string](a, "at"), Resource: keyVal[string](a, "resource"),
+				Action: keyVal[string](a, "action"), Reason: keyVal[string](a, "reason"),
+				On: keyVal[string](a, "on"), Within: keyVal[time.Duration](a, "within"),
+			}, nil
+		},
+	},
+	{
+		op:   "bundle",
+		pos:  []posSpec{{label: "NAME", parse: nameValue, defines: symBundle}},
+		keys: []keySpec{{name: "from", meta: "NODE", required: true, parse: nameValue, ref: refAuthority}},
+		build: func(a *stepArgs) (any, error) {
+			return &BundleCmd{Name: posVal[string](a, 0), From: keyVal[string](a, "from")}, nil
+		},
+	},
+	{
+		op: "expect-offline",
+		pos: []posSpec{
+			{label: "allow|deny", parse: verdictValue},
+			{label: "CRED", parse: nameValue, ref: refCred},
+		},
+		keys: []keySpec{
+			{name: "bundle", meta: "NAME", required: true, parse: nameValue, ref: refBundle},
+			{name: "at", meta: "AUTH", required: true, parse: nameValue, ref: refAuthority},
+			{name: "resource", meta: "R", required: true, parse: textValue},
+			{name: "action", meta: "A", required: true, parse: nameValue},
+			{name: "reason", meta: "CODE", parse: nameValue},
+		},
+		build: func(a *stepArgs) (any, error) {
+			return &ExpectOfflineCmd{
+				Allow: posVal[string](a, 0) == "allow", Cred: posVal[string](a, 1),
+				Bundle: keyVal[string](a, "bundle"), At: keyVal[string](a, "at"),
+				Resource: keyVal[string](a, "resource"), Action: keyVal[string](a, "action"),
+				Reason: keyVal[string](a, "reason"),
+			}, nil
+		},
+	},
+	{
+		op:  "kill",
+		pos: []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
+		build: func(a *stepArgs) (any, error) {
+			return &KillCmd{Node: posVal[string](a, 0)}, nil
+		},
+	},
+	{
+		op:  "restart",
+		pos: []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
+		build: func(a *stepArgs) (any, error) {
+			return &RestartCmd{Node: posVal[string](a, 0)}, nil
+		},
+	},
+	{
+		op:  "wait",
+		pos: []posSpec{{label: "DUR", parse: nonNegDuration}},
+		build: func(a *stepArgs) (any, error) {
+			return &WaitCmd{D: posVal[time.Duration](a, 0)}, nil
+		},
+	},
+}
+
+// opIndex indexes opTable by keyword.
+var opIndex = indexOps(opTable)
+
+// indexOps checks the table and derives usage lines. A mistake in the table
+// is a programming error, so it panics at init, where every test sees it.
+func indexOps(table []*opSpec) map[string]*opSpec {
+	m := make(map[string]*opSpec, len(table))
+	for _, s := range table {
+		if _, dup := m[s.op]; dup {
+			panic("testnet: scenario op registered twice: " + s.op)
+		}
+		if s.build == nil {
+			panic("testnet: scenario op without builder: " + s.op)
+		}
+		words := []string{s.op}
+		for _, p := range s.pos {
+			if p.keyword == (p.parse != nil) {
+				panic("testnet: scenario op " + s.op + ": positional " + p.label + " needs exactly one of keyword, parse")
+			}
+			words = append(words, p.label)
+		}
+		s.keyOf = make(map[string]*keySpec, len(s.keys))
+		for i := range s.keys {
+			k := &s.keys[i]
+			if s.keyOf[k.name] != nil || k.parse == nil || k.name == "" || k.meta == "" {
+				panic("testnet: scenario op " + s.op + ": bad or duplicate key " + k.name)
+			}
+			s.keyOf[k.name] = k
+			if k.required {
+				words = append(words, k.name+"="+k.meta)
+			} else {
+				words = append(words, "["+k.name+"="+k.meta+"]")
+			}
+		}
+		s.usage = strings.Join(words, " ")
+		m[s.op] = s
+	}
+	return m
+}
+
+// opNames lists the ops in table order, for messages.
+func opNames() []string {
+	names := make([]string, len(opTable))
+	for i, s := range opTable {
+		names[i] = s.op
+	}
+	return names
+}
+
+// ---- symbols: the semantic checks ----
+
+type symKind int
+
+const (
+	symNone symKind = iota
+	symAuthority
+	symCredential
+	symRule
+	symBundle
+)
+
+// symNS is a namespace; one name is defined at most once per namespace.
+type symNS int
+
+func (k symKind) ns() symNS {
+	switch k {
+	case symCredential, symRule:
+		return symNS(symCredential) // shared: revoke NAME names either
+	default:
+		return symNS(k)
+	}
+}
+
+func (k symKind) String() string {
+	switch k {
+	case symAuthority:
+		return "authority"
+	case symCredential:
+		return "credential"
+	case symRule:
+		return "federate as= rule"
+	case symBundle:
+		return "bundle"
+	}
+	return "symbol"
+}
+
+// hint says how to define a symbol of kind k.
+func (k symKind) hint() string {
+	switch k {
+	case symAuthority:
+		return opIndex["authority"].usage
+	case symCredential:
+		return opIndex["credential"].usage
+	case symRule:
+		return "federate ... as=NAME"
+	case symBundle:
+		return opIndex["bundle"].usage
+	}
+	return ""
+}
+
+type symEntry struct {
+	kind symKind
+	line int
+}
+
+// ref says which earlier definitions a value may name.
+type symRef struct {
+	kinds []symKind // all in one namespace
+	also  []string  // literals accepted without a definition
+}
+
+type scenarioParser struct {
+	syms map[symNS]map[string]symEntry
+	cur  int // the line being parsed, recorded with definitions
+}
+
+func (p *scenarioParser) resolve(r *symRef, label, v string) error {
+	for _, lit := range r.also {
+		if v == lit {
+			return nil
+		}
+	}
+	var want []string
+	var hints []string
+	for _, k := range r.kinds {
+		want = append(want, k.String())
+		hints = append(hints, k.hint())
+	}
+	s, ok := p.syms[r.kinds[0].ns()][v]
+	if !ok {
+		msg := fmt.Sprintf("%s %q: no %s named %q is defined on an earlier line (define it with: %s)",
+			label, v, strings.Join(want, " or "), v, strings.Join(hints, ", or "))
+		if len(r.also) > 0 {
+			msg = fmt.Sprintf("%s %q: want %s or the name of an authority declared on an earlier line",
+				label, v, strings.Join(r.also, " or "))
+		}
+		return errors.New(msg)
+	}
+	for _, k := range r.kinds {
+		if s.kind == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q: %q is a %s (line %d), not a %s",
+		label, v, v, s.kind, s.line, strings.Join(want, " or "))
+}
+
+func (p *scenarioParser) checkNew(k symKind, label, v string) error {
+	if s, ok := p.syms[k.ns()][v]; ok {
+		if s.kind == k {
+			return fmt.Errorf("%s %q: %s %q is already defined on line %d", label, v, k, v, s.line)
+		}
+		return fmt.Errorf("%s %q: %q is already defined on line %d as a %s "+
+			"(credentials and rules share names, because revoke names either)", label, v, v, s.line, s.kind)
+	}
+	return nil
+}
+
+func (p *scenarioParser) define(k symKind, v string) {
+	m := p.syms[k.ns()]
+	if m == nil {
+		m = make(map[string]symEntry)
+		p.syms[k.ns()] = m
+	}
+	m[v] = symEntry{kind: k, line: p.cur}
+}
+
+// ---- one line ----
+
+// parseLine parses line number n; it returns nil, nil for a blank or
+// comment-only line.
+func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
+	p.cur = n
+	if err := checkChars(raw); err != nil {
+		return nil, err
+	}
+	toks, textPart, err := lexLine(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(toks) == 0 {
+		return nil, nil
+	}
+	head := toks[0]
+	if head.isKV || head.quoted {
+		return nil, fmt.Errorf("line starts with %q; want an op (one of: %s)", head.raw, strings.Join(opNames(), ", "))
+	}
+	spec, ok := opIndex[head.val]
+	if !ok {
+		msg := fmt.Sprintf("unknown op %q (want one of: %s)", head.val, strings.Join(opNames(), ", "))
+		if s := suggestName(head.val, opNames()); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		return nil, errors.New(msg)
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%s: %s (want: %s)", spec.op, fmt.Sprintf(format, a...), spec.usage)
+	}
+
+	// Split into positionals and keys; positionals come first.
+	var posToks, kvToks []lexToken
+	for _, t := range toks[1:] {
+		if !t.isKV {
+			if len(kvToks) > 0 {
+				return nil, bad("argument %q after key=value pairs (positionals come first)", t.raw)
+			}
+			posToks = append(posToks, t)
+			continue
+		}
+		kvToks = append(kvToks, t)
+	}
+
+	a := &stepArgs{pos: make([]any, len(spec.pos)), vals: make(map[string]any)}
+	for i, ps := range spec.pos {
+		if i >= len(posToks) {
+			return nil, bad("missing %s", ps.label)
+		}
+		t := posToks[i]
+		if ps.keyword {
+			if t.val != ps.label {
+				return nil, bad("want keyword %q, got %q", ps.label, t.raw)
+			}
+			continue
+		}
+		if t.val == "" {
+			return nil, bad("empty %s", ps.label)
+		}
+		v, err := ps.parse(t.val)
+		if err != nil {
+			return nil, bad("bad %s %q: %v", ps.label, t.raw, err)
+		}
+		a.pos[i] = v
+	}
+	if len(posToks) > len(spec.pos) {
+		return nil, bad("unexpected argument %q", posToks[len(spec.pos)].raw)
+	}
+
+	keyOf := spec.keyOf
+	for _, t := range kvToks {
+		ks, ok := keyOf[t.key]
+		if !ok {
+			if len(spec.keys) == 0 {
+				return nil, bad("unknown key %q (%s takes no keys)", t.raw, spec.op)
+			}
+			msg := fmt.Sprintf("unknown key %q (allowed: %s)", t.raw, keyList(spec))
+			if s := suggestName(t.key, keyNames(spec)); s != "" {
+				msg += fmt.Sprintf("; did you mean %s=?", s)
+			}
+			return nil, bad("%s", msg)
+		}
+		if _, dup := a.vals[t.key]; dup {
+			return nil, bad("duplicate key %s= in %q", t.key, t.raw)
+		}
+		if t.val == "" {
+			return nil, bad("empty value in %q", t.raw)
+		}
+		v, err := ks.parse(t.val)
+		if err != nil {
+			return nil, bad("bad %s= %q: %v", t.key, t.val, err)
+		}
+		a.vals[t.key] = v
+	}
+	for _, ks := range spec.keys {
+		if _, ok := a.vals[ks.name]; ok {
+			continue
+		}
+		if ks.required {
+			return nil, bad("missing %s=", ks.name)
+		}
+	}
+
+	// Semantic checks, in token order so the first offending token is named.
+	for i, ps := range spec.pos {
+		if ps.ref == nil && ps.defines == symNone {
+			continue
+		}
+		v := posToks[i].val
+		if ps.ref != nil {
+			if err := p.resolve(ps.ref, ps.label, v); err != nil {
+				return nil, fmt.Errorf("%s: %w", spec.op, err)
+			}
+		}
+		if ps.defines != symNone {
+			if err := p.checkNew(ps.defines, ps.label, v); err != nil {
+				return nil, fmt.Errorf("%s: %w", spec.op, err)
+			}
+		}
+	}
+	for _, t := range kvToks {
+		ks := keyOf[t.key]
+		if ks.ref != nil {
+			if err := p.resolve(ks.ref, ks.name+"=", t.val); err != nil {
+				return nil, fmt.Errorf("%s: %w", spec.op, err)
+			}
+		}
+		if ks.defines != symNone {
+			if err := p.checkNew(ks.defines, ks.name+"=", t.val); err != nil {
+				return nil, fmt.Errorf("%s: %w", spec.op, err)
+			}
+		}
+	}
+
+	// Defaults go in after the checks: they are not written by the user and
+	// need no resolving (a default that needed it would be a table bug).
+	for _, ks := range spec.keys {
+		if _, ok := a.vals[ks.name]; !ok && ks.dflt != "" {
+			v, err := ks.parse(ks.dflt)
+			if err != nil {
+				panic("testnet: bad default for " + spec.op + " " + ks.name + "=: " + err.Error())
+			}
+			a.vals[ks.name] = v
+		}
+	}
+	cmd, err := spec.build(a)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+
+	// Define only once the whole line is good.
+	for i, ps := range spec.pos {
+		if ps.defines != symNone {
+			p.define(ps.defines, posToks[i].val)
+		}
+	}
+	for _, t := range kvToks {
+		if ks := keyOf[t.key]; ks.defines != symNone {
+			p.define(ks.defines, t.val)
+		}
+	}
+	return &Step{Line: n, Text: textPart, Op: spec.op, Cmd: cmd}, nil
+}
+
+func keyNames(s *opSpec) []string {
+	names := make([]string, len(s.keys))
+	for i, k := range s.keys {
+		names[i] = k.name
+	}
+	return names
+}
+
+func keyList(s *opSpec) string {
+	names := keyNames(s)
+	for i := range names {
+		names[i] += "="
+	}
+	return strings.Join(names, ", ")
+}
+
+// suggestName returns the candidate closest to s if it is a likely typo.
+func suggestName(s string, candidates []string) string {
+	best, bestD := "", 3 // at most 2 edits
+	if len(s) > 64 {
+		return "" // keep the quadratic distance cheap on hostile input
+	}
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// ---- lexing ----
+
+type lexToken struct {
+	raw    string // as written, for messages
+	isKV   bool   // key=value
+	key    string // when isKV
+	val    string // unquoted value
+	quoted bool   // the value was double-quoted
+}
+
+func isBlankByte(c byte) bool { return c == ' ' || c == '\t' }
+
+// checkChars refuses invalid UTF-8 and control characters (other than tab)
+// anywhere on the line: they are invisible in an editor, so a line holding
+// one would not mean what it shows.
+func checkChars(line string) error {
+	for i, r := range line {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(line[i:]); size == 1 {
+				return fmt.Errorf("invalid UTF-8 at byte %d of the line", i+1)
+			}
+		}
+		if r != '\t' && unicode.IsControl(r) {
+			return fmt.Errorf("control character %U at byte %d of the line", r, i+1)
+		}
+	}
+	return nil
+}
+
+// lexLine splits one line into tokens. It also returns the code part of the
+// line (before any comment), trimmed.
+func lexLine(line string) ([]lexToken, string, error) {
+	var toks []lexToken
+	i := 0
+	for {
+		for i < len(line) && isBlankByte(line[i]) {
+			i++
+		}
+		if i >= len(line) || line[i] == '#' {
+			break
+		}
+		start := i
+		var t lexToken
+		if line[i] == '"' {
+			v, n, err := unquote(line[start:], 0)
+			if err != nil {
+				return nil, "", err
+			}
+			t.val, t.quoted = v, true
+			i += n
+		} else {
+			for i < len(line) && !isBlankByte(line[i]) && line[i] != '#' && line[i] != '=' && line[i] != '"' {
+				i++
+			}
+			switch {
+			case i < len(line) && line[i] == '"':
+				return nil, "", fmt.Errorf("unexpected quote in %q (quote a whole value: key=\"a b\" or \"a b\")",
+					line[start:i+1])
+			case i < len(line) && line[i] == '=':
+				t.isKV, t.key = true, line[start:i]
+				if t.key == "" {
+					return nil, "", fmt.Errorf("missing key before = in %q", firstWord(line[start:]))
+				}
+				i++
+				if i < len(line) && line[i] == '"' {
+					v, n, err := unquote(line[start:], i-start)
+					if err != nil {
+						return nil, "", err
+					}
+					t.val, t.quoted = v, true
+					i = start + n
+				} else {
+					vs := i
+					for i < len(line) && !isBlankByte(line[i]) && line[i] != '#' {
+						if line[i] == '"' {
+							return nil, "", fmt.Errorf("unexpected quote in %q (quote a whole value: key=\"a b\")",
+								line[start:i+1])
+						}
+						i++
+					}
+					t.val = line[vs:i]
+				}
+			default:
+				t.val = line[start:i]
+			}
+		}
+		if i < len(line) && !isBlankByte(line[i]) && line[i] != '#' {
+			return nil, "", fmt.Errorf("unexpected %q after closing quote in %q (separate tokens with a space)",
+				line[i:i+1], firstWord(line[start:]))
+		}
+		t.raw = line[start:i]
+		toks = append(toks, t)
+	}
+	return toks, strings.TrimSpace(line[:i]), nil
+}
+
+// firstWord returns s up to the first space, for messages.
+func firstWord(s string) string {
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// unquote reads the quoted value that opens at s[q] (s starts at the
+// token, for messages) and returns it and the offset in s just past the
+// closing quote.
+func unquote(s string, q int) (string, int, error) {
+	var b strings.Builder
+	for i := q + 1; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"':
+			return b.String(), i + 1, nil
+		case '\\':
+			if i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\') {
+				b.WriteByte(s[i+1])
+				i++
+				continue
+			}
+			esc := s[i:min(i+2, len(s))]
+			return "", 0, fmt.Errorf("unknown escape %q in %q (inside quotes only \\\" and \\\\ are escapes)",
+				esc, s[:min(i+2, len(s))])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", 0, fmt.Errorf("unterminated quote in %q (close the value with \")", s)
+}
+
+// ---- values ----
+
+// isName reports whether s matches [A-Za-z0-9][A-Za-z0-9._-]*.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+const namePattern = "[A-Za-z0-9][A-Za-z0-9._-]*"
+
+func nameValue(s string) (any, error) {
+	if !isName(s) {
+		return nil, errors.New("must match " + namePattern)
+	}
+	return s, nil
+}
+
+// nameValueExcept is nameValue, refusing reserved words.
+func nameValueExcept(reserved ...string) func(string) (any, error) {
+	return func(s string) (any, error) {
+		for _, r := range reserved {
+			if s == r {
+				return nil, fmt.Errorf("%q is reserved (on=%s means every node)", s, onAll)
+			}
+		}
+		return nameValue(s)
+	}
+}
+
+// textValue accepts any non-empty value (globs, subjects, resources: their
+// syntax belongs to the authority package, which checks it at run time).
+func textValue(s string) (any, error) { return s, nil }
+
+func choiceValue(options ...string) func(string) (any, error) {
+	return func(s string) (any, error) {
+		for _, o := range options {
+			if s == o {
+				return s, nil
+			}
+		}
+		return nil, errors.New("must be " + strings.Join(options, " or "))
+	}
+}
+
+func actionsValue(s string) (any, error) {
+	parts := strings.Split(s, ",")
+	seen := make(map[string]bool, len(parts))
+	for _, a := range parts {
+		if a == "" {
+			return nil, errors.New("has an empty item; write A[,A...] with no empty items")
+		}
+		if !isName(a) {
+			return nil, fmt.Errorf("action %q must match %s", a, namePattern)
+		}
+		if seen[a] {
+			return nil, fmt.Errorf("action %q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	return parts, nil
+}
+
+const durationHelp = "must be a duration like 90s, 15m, 36h, 1d or 1d12h"
+
+func nonNegDuration(s string) (any, error) {
+	d, err := parseDuration(s)
+	if err != nil {
+		return nil, err
+	}
+	if d < 0 {
+		return nil, errors.New("must not be negative")
+	}
+	return d, nil
+}
+
+func positiveDuration(s string) (any, error) {
+	d, err := parseDuration(s)
+	if err != nil {
+		return nil, err
+	}
+	if d <= 0 {
+		return nil, errors.New("must be positive (leave the key out for the default)")
+	}
+	return d, nil
+}
+
+// maxDays is the most whole days a time.Duration holds.
+const maxDays = int64(1<<63-1) / int64(24*time.Hour)
+
+// parseDuration is time.ParseDuration plus an optional leading whole-days
+// component ("1d", "1d12h", "-2d"). No unit of time.ParseDuration contains
+// a "d", so the first "d" ends the days.
+func parseDuration(s string) (time.Duration, error) {
+	body, neg := s, false
+	if body != "" && (body[0] == '-' || body[0] == '+') {
+		neg, body = body[0] == '-', body[1:]
+	}
+	i := strings.IndexByte(body, 'd')
+	if i < 0 {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, errors.New(durationHelp)
+		}
+		return d, nil
+	}
+	days, rest := body[:i], body[i+1:]
+	if days == "" || strings.TrimLeft(days, "0123456789") != "" {
+		return 0, errors.New(durationHelp + " (days must be a whole number and come first)")
+	}
+	n, err := strconv.ParseInt(days, 10, 64)
+	if err != nil || n > maxDays {
+		return 0, errors.New("duration too long")
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest != "" {
+		if rest[0] == '-' || rest[0] == '+' {
+			return 0, errors.New(durationHelp)
+		}
+		r, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, errors.New(durationHelp)
+		}
+		if r > time.Duration(1<<63-1)-d {
+			return 0, errors.New("duration too long")
+		}
+		d += r
+	}
+	if neg {
+		d = -d
+	}
+	return d, nil
+}
+
+func untilValue(s string) (any, error) {
+	if d, err := parseDuration(s); err == nil {
+		if d == 0 {
+			return nil, errors.New("must not be zero (a rule valid for no time)")
+		}
+		return Until{Set: true, Raw: s, Relative: d}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, errors.New("must be a duration like 36h or 1d (from the step's time), or an RFC3339 time like 2030-01-02T15:04:05Z")
+	}
+	if t.IsZero() {
+		return nil, errors.New("must not be the zero time")
+	}
+	return Until{Set: true, Raw: s, Absolute: t}, nil
+}
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
