@@ -63,6 +63,12 @@ func Sign(d Declaration, k *PrivateKey) (*Signed, error) {
 // issuer's keys: see Graph.Apply and Verify). It refuses anything that is not
 // the one canonical encoding, so that no relay can change a declaration's ID.
 func Parse(b []byte) (*Signed, error) {
+	if len(b) > MaxDeclarationSize {
+		return nil, fmt.Errorf("authority: %w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), MaxDeclarationSize)
+	}
+	// Signed is immutable: neither Raw nor the decoded payload may alias the
+	// caller's buffer.
+	b = bytes.Clone(b)
 	env, err := parseEnvelope(b, MaxDeclarationSize)
 	if err != nil {
 		return nil, err
@@ -189,6 +195,10 @@ func Seal(payload []byte, k *PrivateKey) ([]byte, error) {
 // ParseSealed decodes a sealed blob of at most max bytes without checking its
 // signature.
 func ParseSealed(b []byte, max int) (*Sealed, error) {
+	if len(b) > max {
+		return nil, fmt.Errorf("authority: %w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), max)
+	}
+	b = bytes.Clone(b)
 	e, err := parseEnvelope(b, max)
 	if err != nil {
 		return nil, err

@@ -117,6 +117,10 @@ func FuzzMatch(f *testing.F) {
 		if !strings.ContainsAny(s, "*?") && !authority.Match(s, s) {
 			t.Fatalf("Match(%q, itself) = false", s)
 		}
+		// Without wildcards a pattern matches exactly itself, byte for byte.
+		if !strings.ContainsAny(pattern, "*?") && got != (pattern == s) {
+			t.Fatalf("Match(%q, %q) = %v for a pattern without wildcards", pattern, s, got)
+		}
 		if !authority.Match(strings.Repeat("?", utf8.RuneCountInString(s)), s) {
 			t.Fatalf("one ? per rune of %q does not match", s)
 		}

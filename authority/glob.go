@@ -26,11 +26,13 @@ func Match(pattern, s string) bool {
 				i += w
 				continue
 			default:
-				pr, pw := utf8.DecodeRuneInString(pattern[p:])
-				sr, sw := utf8.DecodeRuneInString(s[i:])
-				if pr == sr {
-					p += pw
-					i += sw
+				// Compare bytes, not decoded runes: decoding maps every
+				// invalid byte to U+FFFD, which would make them all equal
+				// (and equal to a literal U+FFFD). For valid UTF-8 the two
+				// are the same, as a rune's encoding is unique.
+				if pattern[p] == s[i] {
+					p++
+					i++
 					continue
 				}
 			}

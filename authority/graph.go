@@ -3,7 +3,6 @@ package authority
 import (
 	"errors"
 	"fmt"
-	"sort"
 )
 
 // Errors of appending a declaration to the graph. Each is returned wrapped.
@@ -126,12 +125,11 @@ func (g *Graph) Authority(id ID) (*AuthorityInfo, bool) {
 // Authorities returns every authority, in acceptance order of their genesis.
 func (g *Graph) Authorities() []*AuthorityInfo {
 	out := make([]*AuthorityInfo, 0, len(g.authorities))
-	for _, a := range g.authorities {
-		out = append(out, a)
+	for _, id := range g.order {
+		if a, ok := g.authorities[id]; ok {
+			out = append(out, a)
+		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].Name < out[j].Name || (out[i].Name == out[j].Name && out[i].ID.String() < out[j].ID.String())
-	})
 	return out
 }
 
@@ -191,10 +189,14 @@ func (g *Graph) Check(s *Signed) error {
 	if s.Decl.Seq > a.Head+1 {
 		return fmt.Errorf("authority: %v %s at %s seq %d: %w: head is %d", s.Decl.Kind, s.ID.Short(), a.Name, s.Decl.Seq, ErrGap, a.Head)
 	}
+	// Verify before calling a wrong prev a conflict, as above.
+	if err := s.VerifyWith(a.RootKeys); err != nil {
+		return err
+	}
 	if s.Decl.Prev != a.HeadID {
 		return fmt.Errorf("authority: %v %s at %s seq %d: %w: prev %s is not the head %s", s.Decl.Kind, s.ID.Short(), a.Name, s.Decl.Seq, ErrConflict, s.Decl.Prev.Short(), a.HeadID.Short())
 	}
-	return s.VerifyWith(a.RootKeys)
+	return nil
 }
 
 // Apply checks s and, if it is accepted, adds it to the graph.

@@ -76,8 +76,8 @@ type verifyOptions struct {
 }
 
 // WithTime sets the time the request is judged at. Verify has no clock:
-// without WithTime it judges at the Unix epoch, which fails every window that
-// has a start, so callers always pass it.
+// without WithTime it judges at the zero time (year 1), which fails every
+// window that has a start, so callers always pass it.
 func WithTime(t time.Time) Option { return func(o *verifyOptions) { o.at = t } }
 
 // WithGraphAsOf states when the view was last known to be current; the
@@ -167,6 +167,7 @@ func decide(v View, req Request, at time.Time, d *Decision) {
 		return
 	}
 	if rid, ok := v.RevokedBy(target.ID, target.ID); ok {
+		d.Chain = append(d.Chain, target.ID, rid)
 		deny(ReasonRevoked, "target authority %s has revoked itself (revocation %s)", target.Name, rid.Short())
 		return
 	}
@@ -174,12 +175,12 @@ func decide(v View, req Request, at time.Time, d *Decision) {
 	// that allows wins; otherwise report the rule that came closest, so the
 	// deny names the check a person would want fixed.
 	var best *RuleInfo
-	bestStage, bestReason, bestMsg := -1, Reason(""), ""
+	bestStage, bestReason := -1, Reason("")
 	for _, ri := range v.RulesFor(target.ID) {
 		if ri.Rule.Source != issuer.ID {
 			continue
 		}
-		stage, reason, msg := judgeRule(v, ri, c.Subject, req, at)
+		stage, reason := judgeRule(v, ri, c.Subject, req, at)
 		if reason == ReasonOK {
 			d.Chain = append(d.Chain, target.ID, ri.ID)
 			d.Allow, d.Rule = true, ri.ID
@@ -188,7 +189,7 @@ func decide(v View, req Request, at time.Time, d *Decision) {
 			return
 		}
 		if stage > bestStage {
-			best, bestStage, bestReason, bestMsg = ri, stage, reason, msg
+			best, bestStage, bestReason = ri, stage, reason
 		}
 	}
 	if best == nil {
@@ -197,30 +198,49 @@ func decide(v View, req Request, at time.Time, d *Decision) {
 	}
 	d.Chain = append(d.Chain, target.ID, best.ID)
 	d.Rule = best.ID
-	deny(bestReason, "%s's rule %s %s", target.Name, best.ID.Short(), bestMsg)
+	deny(bestReason, "%s's rule %s %s", target.Name, best.ID.Short(), ruleMessage(v, best, bestReason, c.Subject, req, at))
 }
 
 // judgeRule checks one rule against the request. Stages are ordered by how
 // specific to this request the check is, so that the closest rule is the one
-// that matched the most.
-func judgeRule(v View, ri *RuleInfo, subject string, req Request, at time.Time) (int, Reason, string) {
+// that matched the most. It builds no message: most rules a request is
+// checked against are not the one its decision names (see ruleMessage).
+func judgeRule(v View, ri *RuleInfo, subject string, req Request, at time.Time) (int, Reason) {
 	r := &ri.Rule
 	if !Match(r.Subjects, subject) {
-		return 1, ReasonSubjectNotAllowed, fmt.Sprintf("accepts subjects %q, not %q", r.Subjects, subject)
+		return 1, ReasonSubjectNotAllowed
 	}
 	if !Match(r.Resources, req.Resource) {
-		return 2, ReasonResourceNotAllowed, fmt.Sprintf("covers resources %q, not %q", r.Resources, req.Resource)
+		return 2, ReasonResourceNotAllowed
 	}
 	if !slices.Contains(r.Actions, req.Action) {
-		return 3, ReasonActionNotAllowed, fmt.Sprintf("allows actions %v, not %q", r.Actions, req.Action)
+		return 3, ReasonActionNotAllowed
 	}
-	if reason, msg := window(r.NotBefore, r.NotAfter, at); reason != "" {
-		return 4, reason, msg
+	if reason, _ := window(r.NotBefore, r.NotAfter, at); reason != "" {
+		return 4, reason
 	}
-	if rid, ok := v.RevokedBy(ri.ID, ri.Target); ok {
-		return 5, ReasonRevoked, fmt.Sprintf("was revoked (revocation %s)", rid.Short())
+	if _, ok := v.RevokedBy(ri.ID, ri.Target); ok {
+		return 5, ReasonRevoked
 	}
-	return 6, ReasonOK, ""
+	return 6, ReasonOK
+}
+
+// ruleMessage says why rule ri failed with reason.
+func ruleMessage(v View, ri *RuleInfo, reason Reason, subject string, req Request, at time.Time) string {
+	r := &ri.Rule
+	switch reason {
+	case ReasonSubjectNotAllowed:
+		return fmt.Sprintf("accepts subjects %q, not %q", r.Subjects, subject)
+	case ReasonResourceNotAllowed:
+		return fmt.Sprintf("covers resources %q, not %q", r.Resources, req.Resource)
+	case ReasonActionNotAllowed:
+		return fmt.Sprintf("allows actions %v, not %q", r.Actions, req.Action)
+	case ReasonRevoked:
+		rid, _ := v.RevokedBy(ri.ID, ri.Target)
+		return fmt.Sprintf("was revoked (revocation %s)", rid.Short())
+	}
+	_, msg := window(r.NotBefore, r.NotAfter, at)
+	return msg
 }
 
 // window judges a validity window [nbf, naf) at t; zero bounds are open.

@@ -254,8 +254,9 @@ func TestVerify(t *testing.T) {
 			build: func(t *testing.T, w *world) (authority.Request, []authority.ID) {
 				w.etlRule(t)
 				c := w.etlCredential(t)
-				w.apply(t, w.azure.revoke(t, w.azure.id()))
-				return w.request(c.Raw), ids(w.aws.id(), c.ID)
+				rev := w.azure.revoke(t, w.azure.id())
+				w.apply(t, rev)
+				return w.request(c.Raw), ids(w.aws.id(), c.ID, w.azure.id(), rev.ID)
 			},
 		},
 		{
