@@ -462,6 +462,11 @@ func (g *Host) Connect(ctx context.Context, addr string) (string, error) {
 	g.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	// An explicit Connect is the caller's decision to try now (a joining
+	// node retrying a member that was not up yet, a node redialling a Raft
+	// peer that restarted): bypass the swarm's dial backoff, which would
+	// otherwise refuse the peer for up to minutes after one failed dial.
+	ctx = network.WithForceDirectDial(ctx, "explicit connect")
 	if err := g.h.Connect(ctx, *info); err != nil {
 		return "", fmt.Errorf("gossip: connect to %s: %w", addr, err)
 	}

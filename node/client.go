@@ -145,6 +145,30 @@ func (c *Client) Head(ctx context.Context, ref string) (AuthorityStatus, error) 
 	return a, err
 }
 
+// Declaration fetches an agreed declaration's envelope; an *APIError with
+// status 404 means the node's replica does not hold it (yet).
+func (c *Client) Declaration(ctx context.Context, id authority.ID) ([]byte, error) {
+	var b []byte
+	err := c.do(ctx, http.MethodGet, "/v1/declarations/"+id.String(), nil, "", &b)
+	return b, err
+}
+
+// WaitAgreed polls until the node's replica holds id, or ctx ends.
+func (c *Client) WaitAgreed(ctx context.Context, id authority.ID) error {
+	for {
+		_, err := c.Declaration(ctx, id)
+		var ae *APIError
+		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node: declaration %s is not agreed yet: %w", id.Short(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // Bundle fetches a signed bundle of the agreed graph.
 func (c *Client) Bundle(ctx context.Context) ([]byte, error) {
 	var b []byte

@@ -183,6 +183,7 @@ func parseDuration(s string) (time.Duration, error) {
 
 func federateCmd() *cobra.Command {
 	var home, source, subjects, resources, actions, until, from string
+	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "federate --home DIR --accept SOURCE --subjects GLOB --resources GLOB --actions A,B [--until TIME]",
 		Short: "Declare a federation rule: this authority accepts principals of SOURCE",
@@ -225,7 +226,7 @@ func federateCmd() *cobra.Command {
 				return fmt.Errorf("federate: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "rule %s: %s accepts %s subjects=%q resources=%q actions=%s\n", sd.ID, h.Config.Name, src.Name, subjects, resources, actions)
-			return nil
+			return waitAgreed(cmd, cl, sd.ID, wait)
 		},
 	}
 	c.Flags().StringVar(&home, "home", "", "home directory of the running node that declares (the target authority)")
@@ -235,7 +236,22 @@ func federateCmd() *cobra.Command {
 	c.Flags().StringVar(&actions, "actions", "", "comma-separated actions")
 	c.Flags().StringVar(&until, "until", "", "end of validity: RFC3339 or a duration from now (e.g. 720h, 30d)")
 	c.Flags().StringVar(&from, "from", "", "start of validity: RFC3339 or a duration from now")
+	c.Flags().DurationVar(&wait, "wait", 20*time.Second, "wait this long for the rule to be agreed (0: return once submitted)")
 	return c
+}
+
+// waitAgreed waits until the node that took a declaration holds it in its
+// agreed graph, so that the command's effect is visible when it returns.
+func waitAgreed(cmd *cobra.Command, cl *node.Client, id authority.ID, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+	defer cancel()
+	if err := cl.WaitAgreed(ctx, id); err != nil {
+		return fmt.Errorf("submitted, but %w (is the consortium's Raft cluster short of a quorum?)", err)
+	}
+	return nil
 }
 
 func splitList(s string) []string {
@@ -292,6 +308,7 @@ func issueCmd() *cobra.Command {
 
 func revokeCmd() *cobra.Command {
 	var home, id, reason string
+	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "revoke --home DIR --id DECLARATION_ID",
 		Short: "Revoke one of this authority's declarations (a credential or a rule)",
@@ -316,12 +333,13 @@ func revokeCmd() *cobra.Command {
 				return fmt.Errorf("revoke: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revocation %s of %s by %s\n", sd.ID, target, h.Config.Name)
-			return nil
+			return waitAgreed(cmd, cl, sd.ID, wait)
 		},
 	}
 	c.Flags().StringVar(&home, "home", "", "home directory of the running node of the revoking authority")
 	c.Flags().StringVar(&id, "id", "", "id of the declaration to revoke")
 	c.Flags().StringVar(&reason, "reason", "", "why (recorded in the revocation)")
+	c.Flags().DurationVar(&wait, "wait", 20*time.Second, "wait this long for the revocation to be agreed (0: return once submitted; it denies at once anyway)")
 	return c
 }
 
