@@ -268,6 +268,9 @@ func (n *Node) Close() error {
 // Agreed reports whether the declaration id is in this replica's agreed graph.
 func (n *Node) Agreed(id authority.ID) bool { return n.store.Has(id) }
 
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft.IsLeader() }
+
 // GraphVersion is this replica's graph version.
 func (n *Node) GraphVersion() uint64 { return n.store.Version() }
 

@@ -72,6 +72,12 @@ func (m *Mesh) Add(ctx context.Context, specs []AuthorityCmd) error {
 		if err := m.start(ctx, specs[0], true, nil); err != nil {
 			return err
 		}
+		// Joiners are admitted by a leader: let the founder win its
+		// one-voter election first rather than have them retry.
+		founder := m.Node(specs[0].Name)
+		for deadline := time.Now().Add(30 * time.Second); !founder.IsLeader() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		specs = specs[1:]
 	}
 	join := m.joinAddrs()
