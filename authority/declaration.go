@@ -106,7 +106,15 @@ type Credential struct {
 	Subject   string `cbor:"1,keyasint"`
 	NotBefore int64  `cbor:"2,keyasint,omitzero"`
 	NotAfter  int64  `cbor:"3,keyasint,omitzero"`
+	// Serial tells apart credentials that are otherwise identical (same
+	// subject and window): Ed25519 is deterministic, so without it two
+	// workloads given credentials in the same second would share one ID,
+	// and revoking one would revoke both. Issuers fill it with random bytes.
+	Serial []byte `cbor:"4,keyasint,omitempty"`
 }
+
+// MaxSerialLen bounds a credential's serial.
+const MaxSerialLen = 32
 
 // Revocation revokes Target, a declaration of the same issuer.
 type Revocation struct {
@@ -234,6 +242,9 @@ func (r *Rule) validate() error {
 func (c *Credential) validate() error {
 	if c.Subject == "" || len(c.Subject) > MaxPatternLen || !utf8.ValidString(c.Subject) {
 		return fmt.Errorf("credential subject must be 1 to %d bytes of UTF-8", MaxPatternLen)
+	}
+	if len(c.Serial) > MaxSerialLen {
+		return fmt.Errorf("credential serial is %d bytes, over %d", len(c.Serial), MaxSerialLen)
 	}
 	return validWindow(c.NotBefore, c.NotAfter)
 }

@@ -352,3 +352,26 @@ func TestSealed(t *testing.T) {
 		t.Errorf("Parse(sealed non-declaration) = %v, want ErrMalformed", err)
 	}
 }
+
+func TestCredentialSerial(t *testing.T) {
+	k := fixedKey(t, 1)
+	issuer := authority.ID{1}
+	mk := func(serial []byte) authority.Declaration {
+		return authority.Declaration{Kind: authority.KindCredential, Authority: issuer,
+			Credential: &authority.Credential{Subject: "role/etl", NotAfter: now.Unix(), Serial: serial}}
+	}
+	a, err := authority.Sign(mk([]byte("serial-a")), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := authority.Sign(mk([]byte("serial-b")), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID {
+		t.Fatal("two credentials that differ only by serial share an ID")
+	}
+	if _, err := authority.Sign(mk(make([]byte, authority.MaxSerialLen+1)), k); err == nil {
+		t.Fatal("a serial over MaxSerialLen was signed")
+	}
+}

@@ -56,6 +56,15 @@ func algFromCOSE(c cose.Algorithm) (Alg, error) {
 	return 0, fmt.Errorf("unsupported COSE algorithm %d", int64(c))
 }
 
+// NewSerial returns a random credential serial from rand.
+func NewSerial(rand io.Reader) ([]byte, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(rand, b); err != nil {
+		return nil, fmt.Errorf("authority: credential serial: %w", err)
+	}
+	return b, nil
+}
+
 // KeyIDSize is the length of a key ID (the COSE kid of signatures made with it).
 const KeyIDSize = 16
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	_ "embed"
 	"fmt"
 	"io"
@@ -323,9 +324,14 @@ func (r *runner) step(ctx context.Context, s Step) {
 			ttl = defaultCredentialTTL
 		}
 		now := r.clock().Truncate(time.Second)
+		serial, err := authority.NewSerial(rand.Reader)
+		if err != nil {
+			r.fail(s, c.Issuer, "%v", err)
+			return
+		}
 		sd, err := authority.Sign(authority.Declaration{
 			Kind: authority.KindCredential, Authority: h.Authority, IssuedAt: now.Unix(),
-			Credential: &authority.Credential{Subject: c.Subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix()},
+			Credential: &authority.Credential{Subject: c.Subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix(), Serial: serial},
 		}, h.Root)
 		if err != nil {
 			r.fail(s, c.Issuer, "%v", err)

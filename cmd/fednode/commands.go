@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -30,19 +31,17 @@ func initCmd() *cobra.Command {
 			if home == "" || name == "" {
 				return usage("init: --home and --name are required")
 			}
-			if len(listen) == 0 {
-				tcp, udp, err := freePorts()
+			if len(listen) == 0 || api == "" {
+				tcp, udp, err := freePorts(2)
 				if err != nil {
 					return err
 				}
-				listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", tcp), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", udp)}
-			}
-			if api == "" {
-				p, _, err := freePorts()
-				if err != nil {
-					return err
+				if len(listen) == 0 {
+					listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", tcp[0]), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", udp)}
 				}
-				api = fmt.Sprintf("127.0.0.1:%d", p)
+				if api == "" {
+					api = fmt.Sprintf("127.0.0.1:%d", tcp[1])
+				}
 			}
 			h, err := node.Init(home, node.InitOptions{Name: name, Kind: kind, Listen: listen, API: api})
 			if err != nil {
@@ -65,22 +64,25 @@ func initCmd() *cobra.Command {
 	return c
 }
 
-// freePorts finds a free TCP port and a free UDP port on loopback, so that
-// a home keeps stable addresses across restarts.
-func freePorts() (int, int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, 0, fmt.Errorf("init: find a free TCP port: %w", err)
+// freePorts finds n distinct free TCP ports and a free UDP port on
+// loopback, so that a home keeps stable addresses across restarts. All the
+// sockets are held open until every port is chosen, so no two coincide.
+func freePorts(n int) ([]int, int, error) {
+	var tcp []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, 0, fmt.Errorf("init: find a free TCP port: %w", err)
+		}
+		defer l.Close()
+		tcp = append(tcp, l.Addr().(*net.TCPAddr).Port)
 	}
-	tcp := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	u, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
-		return 0, 0, fmt.Errorf("init: find a free UDP port: %w", err)
+		return nil, 0, fmt.Errorf("init: find a free UDP port: %w", err)
 	}
-	udp := u.LocalAddr().(*net.UDPAddr).Port
-	u.Close()
-	return tcp, udp, nil
+	defer u.Close()
+	return tcp, u.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -283,11 +285,15 @@ func issueCmd() *cobra.Command {
 				return usage("%v", err)
 			}
 			now := time.Now().Truncate(time.Second)
+			serial, err := authority.NewSerial(rand.Reader)
+			if err != nil {
+				return err
+			}
 			sd, err := authority.Sign(authority.Declaration{
 				Kind:       authority.KindCredential,
 				Authority:  h.Authority,
 				IssuedAt:   now.Unix(),
-				Credential: &authority.Credential{Subject: subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix()},
+				Credential: &authority.Credential{Subject: subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix(), Serial: serial},
 			}, h.Root)
 			if err != nil {
 				return usage("issue: %v", err)
