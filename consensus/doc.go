@@ -19,6 +19,7 @@
 // production, MemState and in-memory stores in tests).
 //
 // Who may import it: node, cmd/fednode, testnet and tests. consensus is the
-// only package of fednode that imports hashicorp/raft; no raft type appears in
-// its exported API. It must not import libp2p or badger.
+// only package of fednode that imports hashicorp/raft, and no caller needs a
+// raft type: the only ones in its API are in FSM's raft.FSM methods, which
+// are for Raft alone. It must not import libp2p or badger (a test checks).
 package consensus

@@ -27,6 +27,7 @@ import (
 // effects and its index become durable together (one transaction).
 type StateStore interface {
 	// AppliedIndex is the highest Raft index whose effects are durable.
+	// It is called twice per entry, so keep it in memory.
 	// Invariant: it never decreases except through Restore.
 	AppliedIndex() uint64
 	// MarkApplied records that the entry at index was applied and changed

@@ -29,6 +29,24 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
 type testWriter struct {
 	mu   sync.Mutex
 	t    testing.TB
@@ -101,6 +119,7 @@ type testNode struct {
 
 type cluster struct {
 	t     testing.TB
+	base  string // holds every node's dir; removed after the nodes stop
 	net   *LoopbackNetwork
 	log   *slog.Logger
 	tweak func(*Config)
@@ -109,6 +128,9 @@ type cluster struct {
 
 func newCluster(t testing.TB, tweak func(*Config)) *cluster {
 	c := &cluster{t: t, net: NewLoopbackNetwork(), log: testLogger(t), tweak: tweak}
+	// TempDir before the cleanup below, so the nodes stop (and badger
+	// flushes) before their directories are removed.
+	c.base = t.TempDir()
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			c.stop(n)
@@ -121,7 +143,7 @@ func newCluster(t testing.TB, tweak func(*Config)) *cluster {
 func (c *cluster) add(id string, bootstrap bool) *testNode {
 	n := &testNode{
 		id:     id,
-		dir:    c.t.TempDir(),
+		dir:    filepath.Join(c.base, id),
 		member: c.net.Member(id),
 		state:  NewMemState(),
 		seen:   &seenCounter{n: make(map[uint64]int)},
@@ -134,7 +156,9 @@ func (c *cluster) add(id string, bootstrap bool) *testNode {
 // start opens n's store (real badger, fsynced) and starts its Raft.
 func (c *cluster) start(n *testNode, bootstrap bool) {
 	c.t.Helper()
-	st, err := chainstore.Open(filepath.Join(n.dir, "db"), chainstore.Options{Logger: c.log.With("node", n.id)})
+	// Badger is chatty at Debug; its warnings are enough here.
+	storeLog := slog.New(minLevel{c.log.Handler(), slog.LevelWarn}).With("node", n.id)
+	st, err := chainstore.Open(filepath.Join(n.dir, "db"), chainstore.Options{Logger: storeLog})
 	if err != nil {
 		c.t.Fatalf("open store of %s: %v", n.id, err)
 	}

@@ -2,10 +2,12 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 
@@ -73,6 +75,11 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
+	if level >= hclog.Warn && closedByUs(args) {
+		// Raft reports a connection our stream layer closed (on Shutdown)
+		// as an error; it is expected, so keep it out of the warnings.
+		level = hclog.Debug
+	}
 	if !a.enabled(level) {
 		return
 	}
@@ -82,6 +89,17 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	a.l.LogAttrs(ctx, sl, a.name+": "+msg, attrs(args)...)
+}
+
+// closedByUs reports whether an argument is an error on a connection closed
+// locally.
+func closedByUs(args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
 }
 
 // attrs turns hclog's alternating key-value arguments into slog attributes.

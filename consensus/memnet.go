@@ -234,7 +234,9 @@ type loopListener struct {
 }
 
 // Accept returns the next connection whose dialler is reachable; others are
-// dropped.
+// dropped. It reads each connection's header itself, so a dialler that sends
+// none stalls Accept for up to loopbackHandshakeTimeout: fine for the
+// members of a test, which always send it at once.
 func (l *loopListener) Accept() (net.Conn, error) {
 	for {
 		tc, err := l.Listener.Accept()

@@ -3,9 +3,11 @@ package consensus
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"go/parser"
 	"go/token"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -119,6 +121,10 @@ func TestHCLogAdapter(t *testing.T) {
 		{name: "named and with", level: slog.LevelDebug,
 			log:  func(l hclog.Logger) { l.Named("snapshot").With("k", "v").Debug("d") },
 			want: []string{`msg="raft.snapshot: d"`, "k=v", "level=DEBUG"}},
+		{name: "closed connection is not a warning", level: slog.LevelWarn,
+			log: func(l hclog.Logger) {
+				l.Error("failed to decode incoming command", "error", fmt.Errorf("read: %w", net.ErrClosed))
+			}},
 		{name: "standard logger", level: slog.LevelInfo,
 			log:  func(l hclog.Logger) { l.StandardLogger(nil).Print("line") },
 			want: []string{`msg="raft: line"`}},
