@@ -151,6 +151,10 @@ func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"verify: the body must be a JSON object {credential, target, resource, action, at}: " + err.Error()})
 		return
 	}
+	if dec.More() {
+		writeJSON(w, http.StatusBadRequest, apiError{"verify: the body must be exactly one JSON object; found more after it"})
+		return
+	}
 	cred, err := base64.StdEncoding.DecodeString(req.Credential)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"verify: credential must be base64 (standard encoding): " + err.Error()})
@@ -212,7 +216,7 @@ type GraphStatus struct {
 func (n *Node) Status() Status {
 	st := n.raft.Stats()
 	g := GraphStatus{Version: n.store.Version()}
-	if age := n.now().Sub(n.graphAsOf()); age > 0 {
+	if age := time.Since(n.graphAsOf()); age > 0 {
 		g.AgeMS = age.Milliseconds()
 	}
 	n.store.View(func(v authority.View) {

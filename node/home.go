@@ -75,11 +75,19 @@ func Init(dir string, o InitOptions) (*Home, error) {
 	if o.Name == "" {
 		return nil, errors.New("node: init: --name is required (the authority's name, e.g. aws-prod)")
 	}
-	if _, err := os.Stat(filepath.Join(dir, fileConfig)); err == nil {
-		return nil, fmt.Errorf("node: init: %s already holds a fednode home (found %s); refusing to overwrite its keys", dir, fileConfig)
+	// Any key file counts, not just the config: an Init that stopped half-way
+	// or a deleted config must not cost the keys.
+	for _, f := range []string{fileConfig, fileRootKey, fileNodeKey} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return nil, fmt.Errorf("node: init: %s already holds a fednode home (found %s); refusing to overwrite its keys", dir, f)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: init: create %s: %w", dir, err)
+	}
+	// The home holds secrets: keep it private even if it existed already.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: init: %w", err)
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -167,8 +175,10 @@ func LoadHome(dir string) (*Home, error) {
 	if authority.IDOf(h.Genesis) != h.Authority {
 		return nil, fmt.Errorf("node: %s does not match the authority id in %s", fileGenesis, fileConfig)
 	}
-	if err := checkSecretMode(filepath.Join(dir, fileRootKey)); err != nil {
-		return nil, err
+	for _, f := range []string{fileRootKey, fileNodeKey, fileToken} {
+		if err := checkSecretMode(filepath.Join(dir, f)); err != nil {
+			return nil, err
+		}
 	}
 	rk, err := os.ReadFile(filepath.Join(dir, fileRootKey))
 	if err != nil {
@@ -185,6 +195,10 @@ func LoadHome(dir string) (*Home, error) {
 		return nil, fmt.Errorf("node: read API token: %w", err)
 	}
 	h.Token = strings.TrimSpace(string(tok))
+	if h.Token == "" {
+		// An empty token would let "Authorization: Bearer " through.
+		return nil, fmt.Errorf("node: %s is empty: restore it from a backup or write a new random token (e.g. openssl rand -hex 32)", filepath.Join(dir, fileToken))
+	}
 	return h, nil
 }
 

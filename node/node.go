@@ -45,8 +45,10 @@ type Config struct {
 	Peers []string
 	// Logger receives structured logs. Nil: discard.
 	Logger *slog.Logger
-	// Clock is the node's time source. Nil: time.Now. Only the verifier's
-	// "now" and the bundle's export time read it; Raft's apply never does.
+	// Clock is the time decisions are judged at when a request names none,
+	// and a bundle's export time. Nil: time.Now. The node's own timers
+	// (retries, pending expiry, graph age) use the real clock, and Raft's
+	// apply reads no clock at all.
 	Clock func() time.Time
 	// Raft tunes consensus; zero fields take consensus's defaults.
 	Raft RaftTuning
@@ -100,6 +102,8 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
+	// admitMu serialises admit's check-then-add of chain positions.
+	admitMu sync.Mutex
 	// forwarding is set while a forward to the leader is in flight.
 	forwarding atomic.Bool
 
@@ -131,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		met:  newMetrics(),
 		kick: make(chan struct{}, 1),
 	}
-	n.started = n.now()
+	n.started = time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.Close()
@@ -201,7 +205,7 @@ func (n *Node) start(ctx context.Context) error {
 	// Our own genesis goes into the pool: the first leader to see it
 	// commits it, so every authority's root is in the agreed graph.
 	if gen, err := authority.Parse(n.home.Genesis); err == nil && !n.store.Has(gen.ID) {
-		n.pool.add(gen, n.now())
+		n.pool.add(gen, time.Now())
 	}
 
 	// Reconnect to known peers: a restarting node dials its peers itself
@@ -210,15 +214,17 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dial := append(append([]string{}, n.cfg.Peers...), n.home.Config.Bootstrap...)
 	for id, addrs := range book {
 		if id != n.host.PeerID() {
 			_ = n.host.AddPeer(id, addrs)
+			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
 	n.wg.Add(3)
 	go n.proposeLoop()
 	go n.directoryLoop()
-	go n.connectPeers(append(append([]string{}, n.cfg.Peers...), n.home.Config.Bootstrap...))
+	go n.connectPeers(dial)
 	if len(n.cfg.Join) > 0 && !hasState {
 		n.wg.Add(1)
 		go n.joinLoop(n.cfg.Join)
@@ -356,6 +362,10 @@ func (n *Node) admit(sd *authority.Signed) error {
 	if err := n.checkSignature(sd); err != nil {
 		return err
 	}
+	// The position checks and the pool add are one step, so two concurrent
+	// submissions at one position cannot both be taken.
+	n.admitMu.Lock()
+	defer n.admitMu.Unlock()
 	var conflict error
 	n.store.View(func(v authority.View) {
 		a, ok := v.Authority(sd.Decl.Authority)
@@ -364,6 +374,9 @@ func (n *Node) admit(sd *authority.Signed) error {
 		}
 		if sd.Decl.Seq <= a.Head {
 			conflict = fmt.Errorf("%w: %s already holds %s's seq %d (head %d): fetch the head and sign again", ErrConflict, "another declaration", a.Name, sd.Decl.Seq, a.Head)
+		} else if sd.Decl.Seq == a.Head+1 && sd.Decl.Prev != a.HeadID {
+			// The graph would refuse it; say so now rather than 202 and drop it.
+			conflict = fmt.Errorf("%w: %s's seq %d must name the head %s as prev, not %s: fetch the head and sign again", ErrConflict, a.Name, sd.Decl.Seq, a.HeadID.Short(), sd.Decl.Prev.Short())
 		}
 	})
 	if conflict != nil {
@@ -375,7 +388,7 @@ func (n *Node) admit(sd *authority.Signed) error {
 	if sd.Decl.Kind == authority.KindRevocation {
 		n.prov.add(sd)
 	}
-	n.pool.add(sd, n.now())
+	n.pool.add(sd, time.Now())
 	n.poke()
 	return nil
 }
@@ -451,7 +464,7 @@ func (n *Node) deliverGossip(from string, data []byte) {
 		// before Raft orders it.
 		n.prov.add(sd)
 	}
-	n.pool.add(sd, n.now())
+	n.pool.add(sd, time.Now())
 	n.poke()
 }
 
@@ -521,7 +534,7 @@ func (n *Node) proposeLoop() {
 }
 
 func (n *Node) proposeOnce() {
-	now := n.now()
+	now := time.Now()
 	items := n.pool.list()
 	var todo []*pendingDecl
 	for _, p := range items {
@@ -618,7 +631,7 @@ func (n *Node) proposeBatches(todo []*pendingDecl) {
 func (n *Node) graphAsOf() time.Time {
 	st := n.raft.Stats()
 	if st.State == consensus.StateLeader {
-		return n.now()
+		return time.Now()
 	}
 	if !st.LastContact.IsZero() {
 		return st.LastContact

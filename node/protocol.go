@@ -92,9 +92,14 @@ func readFrame(r io.Reader, v any) error {
 	if n > maxFrame {
 		return fmt.Errorf("node: peer sent a %d-byte message, over the %d-byte limit", n, maxFrame)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Read what arrives rather than allocate the announced length up front:
+	// a 4-byte header must not cost maxFrame bytes of memory.
+	b, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
 		return err
+	}
+	if len(b) != int(n) {
+		return io.ErrUnexpectedEOF
 	}
 	if err := frameDec.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("node: malformed message from peer: %w", err)
@@ -212,8 +217,11 @@ func (n *Node) admitJoin(remote string, req joinRequest) joinResponse {
 		return joinResponse{Error: fmt.Sprintf(format, args...)}
 	}
 	gen, err := authority.Parse(req.Genesis)
-	if err != nil || gen.Decl.Kind != authority.KindGenesis {
-		return fail("join: the request's genesis is not a valid genesis declaration: %v", err)
+	if err != nil {
+		return fail("join: the request's genesis does not parse: %v", err)
+	}
+	if gen.Decl.Kind != authority.KindGenesis {
+		return fail("join: the request carries a %v, not a genesis declaration", gen.Decl.Kind)
 	}
 	if err := gen.VerifyWith(gen.Decl.Genesis.RootKeys); err != nil {
 		return fail("join: %v", err)
