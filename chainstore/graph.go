@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -41,6 +42,14 @@ var (
 	keyApplied   = []byte{prefixMeta, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
 	keyRestoring = []byte{prefixGuard, 'r', 'e', 's', 't', 'o', 'r', 'i', 'n', 'g'}
 )
+
+// dropGraphData deletes every graph key but the restore marker. One
+// DropPrefix call for all prefixes: each call stops writes, flushes the
+// memtables and compacts, so six calls cost six times as much.
+func (s *Store) dropGraphData() error {
+	return s.db.DropPrefix([]byte{prefixDecl}, []byte{prefixOrder}, []byte{prefixIssuer},
+		[]byte{prefixKind}, []byte{prefixRevoked}, []byte{prefixMeta})
+}
 
 // ErrNotFound is returned for a declaration the graph does not hold.
 var ErrNotFound = errors.New("chainstore: not found")
@@ -145,6 +154,13 @@ func (s *Store) loadGraph() error {
 	}
 	if restoring {
 		s.log.Warn("chainstore: a snapshot restore was interrupted; the graph will be rebuilt from the latest snapshot")
+		// The disk holds a mix of the old graph and part of the new one.
+		// Clear it, so that the reads served from disk (Declarations,
+		// ByIssuer, ...) agree with the empty graph in memory. The marker
+		// stays until a Restore completes.
+		if err := s.dropGraphData(); err != nil {
+			return fmt.Errorf("chainstore: load graph: clear an interrupted restore: %w", err)
+		}
 		g, applied = authority.NewGraph(), 0
 	}
 	s.gs.g, s.gs.applied, s.gs.needsRestore = g, applied, restoring
@@ -208,11 +224,21 @@ func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // It returns one error per envelope: nil for accepted, else why it was
 // refused (authority.ErrDuplicate, ErrGap, ErrConflict, ErrBadSignature,
 // ErrMalformed, ...). An index at or below AppliedIndex is skipped and
-// returns nil.
+// returns nil. After Close every envelope gets ErrClosed and nothing changes.
 func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	s.gs.mu.Lock()
 	defer s.gs.mu.Unlock()
 	results := make([]error, len(envelopes))
+	// Acquire before touching the graph: once memory has moved on, a disk
+	// write refused for ErrClosed would look like divergence (the panic
+	// below).
+	if err := s.acquire(); err != nil {
+		for i := range results {
+			results[i] = err
+		}
+		return results
+	}
+	defer s.life.RUnlock()
 	if index <= s.gs.applied {
 		return results
 	}
@@ -230,7 +256,7 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 		accepted = append(accepted, sd)
 	}
 	base := g.Version() - uint64(len(accepted))
-	err := s.update(func(txn *badger.Txn) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
 		for j, sd := range accepted {
 			for _, kv := range declRecords(sd, base+uint64(j)+1) {
 				if err := txn.Set(kv[0], kv[1]); err != nil {
@@ -349,6 +375,9 @@ func (s *Store) Declarations(after, upTo uint64, fn func(version uint64, env []b
 }
 
 func eachDecl(txn *badger.Txn, after, upTo uint64, fn func(version uint64, env []byte) error) error {
+	if after == math.MaxUint64 {
+		return nil // after+1 below would wrap to the first version
+	}
 	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixOrder}})
 	defer it.Close()
 	for it.Seek(orderKey(after + 1)); it.Valid(); it.Next() {
@@ -401,10 +430,13 @@ type GraphSnapshot struct {
 // Snapshot takes a consistent view for Raft. It is quick: the records are
 // read while Persist streams them. Release must be called.
 func (s *Store) Snapshot() (*GraphSnapshot, error) {
+	// Lock order, everywhere: the graph lock, then the store's lifetime
+	// lock (acquire), so Snapshot, Apply and Close cannot deadlock.
+	s.gs.mu.RLock()
 	if err := s.acquire(); err != nil {
+		s.gs.mu.RUnlock()
 		return nil, err
 	}
-	s.gs.mu.RLock()
 	txn := s.db.NewTransaction(false)
 	snap := &GraphSnapshot{s: s, txn: txn, applied: s.gs.applied, version: s.gs.g.Version()}
 	s.gs.mu.RUnlock()
@@ -421,7 +453,9 @@ func (p *GraphSnapshot) Persist(w io.Writer) error {
 		return fmt.Errorf("chainstore: write snapshot: %w", err)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
+	written := uint64(0)
 	err := eachDecl(p.txn, 0, p.version, func(_ uint64, env []byte) error {
+		written++
 		n := binary.PutUvarint(lenBuf[:], uint64(len(env)))
 		if _, err := bw.Write(lenBuf[:n]); err != nil {
 			return err
@@ -431,6 +465,11 @@ func (p *GraphSnapshot) Persist(w io.Writer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("chainstore: write snapshot: %w", err)
+	}
+	// The header promised p.version records: never hand Raft a snapshot
+	// that silently holds fewer.
+	if written != p.version {
+		return fmt.Errorf("chainstore: write snapshot: read %d of the %d declarations of graph version %d (the graph changed under the snapshot)", written, p.version, p.version)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("chainstore: write snapshot: %w", err)
@@ -486,6 +525,14 @@ func (s *Store) Restore(r io.Reader) error {
 		}
 		accepted = append(accepted, sd)
 	}
+	// The header counts the records: anything after them means a damaged
+	// count or a faulty sender, and restoring would silently shorten the graph.
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return fmt.Errorf("chainstore: restore: bytes after the %d records the header counts (the snapshot's sender is faulty)", version)
+		}
+		return fmt.Errorf("chainstore: restore: after record %d: %w", version, err)
+	}
 
 	s.gs.mu.Lock()
 	defer s.gs.mu.Unlock()
@@ -497,13 +544,27 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	err := func() error {
 		defer s.life.RUnlock()
-		for _, p := range []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta} {
-			if err := s.db.DropPrefix([]byte{p}); err != nil {
-				return err
-			}
-		}
 		wb := s.db.NewWriteBatch()
 		defer wb.Cancel()
+		// Tombstones, not DropPrefix: DropPrefix ignores open read
+		// transactions, so a Snapshot taken before this Restore would
+		// persist a graph with its records gone.
+		err := s.db.View(func(txn *badger.Txn) error {
+			for _, p := range []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta} {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
+				for it.Rewind(); it.Valid(); it.Next() {
+					if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+						it.Close()
+						return err
+					}
+				}
+				it.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		for i, sd := range accepted {
 			for _, kv := range declRecords(sd, uint64(i)+1) {
 				if err := wb.Set(kv[0], kv[1]); err != nil {
@@ -517,6 +578,9 @@ func (s *Store) Restore(r io.Reader) error {
 		return wb.Flush()
 	}()
 	if err != nil {
+		// The disk may hold part of either graph now: serve the empty
+		// graph and keep the marker, so the next start restores again.
+		s.gs.g, s.gs.applied, s.gs.needsRestore = authority.NewGraph(), 0, true
 		return fmt.Errorf("chainstore: restore: write: %w", err)
 	}
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
