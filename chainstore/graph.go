@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/fednode/fednode/authority"
+	"github.com/fednode/fednode/tlog"
 )
 
 // Graph-state key layout (see keys.go for the other namespaces):
@@ -47,9 +48,16 @@ var (
 // DropPrefix call for all prefixes: each call stops writes, flushes the
 // memtables and compacts, so six calls cost six times as much.
 func (s *Store) dropGraphData() error {
-	return s.db.DropPrefix([]byte{prefixDecl}, []byte{prefixOrder}, []byte{prefixIssuer},
-		[]byte{prefixKind}, []byte{prefixRevoked}, []byte{prefixMeta})
+	prefixes := make([][]byte, len(graphPrefixes))
+	for i, p := range graphPrefixes {
+		prefixes[i] = []byte{p}
+	}
+	return s.db.DropPrefix(prefixes...)
 }
+
+// graphPrefixes are the namespaces of the graph state and its log (all but
+// the restore marker).
+var graphPrefixes = []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta, prefixTree, prefixVersion}
 
 // ErrNotFound is returned for a declaration the graph does not hold.
 var ErrNotFound = errors.New("chainstore: not found")
@@ -59,7 +67,10 @@ type graphState struct {
 	mu sync.RWMutex
 	// g is the agreed graph. Invariant: g holds exactly the declarations
 	// under "o", in that order.
-	g            *authority.Graph
+	g *authority.Graph
+	// log is the transparency log's appender. Invariant: log.Size() ==
+	// g.Version(), and its leaves are g's declarations in order.
+	log          *tlog.Appender
 	applied      uint64
 	needsRestore bool
 }
@@ -94,6 +105,7 @@ func revokedKey(target, issuer authority.ID) []byte {
 // parsed but not re-verified.
 func (s *Store) loadGraph() error {
 	g := authority.NewGraph()
+	var app *tlog.Appender
 	var applied uint64
 	restoring := false
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -147,7 +159,9 @@ func (s *Store) loadGraph() error {
 			g.ApplyVerified(sd)
 			want++
 		}
-		return nil
+		var err error
+		app, err = loadAppender(txn, g.Version())
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("chainstore: load graph: %w", err)
@@ -163,7 +177,12 @@ func (s *Store) loadGraph() error {
 		}
 		g, applied = authority.NewGraph(), 0
 	}
-	s.gs.g, s.gs.applied, s.gs.needsRestore = g, applied, restoring
+	if app == nil || restoring {
+		if app, err = tlog.NewAppender(0, nil); err != nil {
+			return err
+		}
+	}
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore = g, app, applied, restoring
 	return nil
 }
 
@@ -258,7 +277,11 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	base := g.Version() - uint64(len(accepted))
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for j, sd := range accepted {
-			for _, kv := range declRecords(sd, base+uint64(j)+1) {
+			recs, err := allRecords(s.gs.log, sd, base+uint64(j)+1)
+			if err != nil {
+				return err
+			}
+			for _, kv := range recs {
 				if err := txn.Set(kv[0], kv[1]); err != nil {
 					return err
 				}
@@ -274,6 +297,16 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	}
 	s.gs.applied = index
 	return results
+}
+
+// allRecords is declRecords plus the transparency log's records, appending
+// sd to app.
+func allRecords(app *tlog.Appender, sd *authority.Signed, version uint64) ([][2][]byte, error) {
+	logRecs, err := logRecords(app, sd, version)
+	if err != nil {
+		return nil, err
+	}
+	return append(declRecords(sd, version), logRecs...), nil
 }
 
 // declRecords lists the keys and values that record one accepted declaration
@@ -542,7 +575,12 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
-	err := func() error {
+	app, err := tlog.NewAppender(0, nil)
+	if err != nil {
+		s.life.RUnlock()
+		return err
+	}
+	err = func() error {
 		defer s.life.RUnlock()
 		wb := s.db.NewWriteBatch()
 		defer wb.Cancel()
@@ -550,7 +588,7 @@ func (s *Store) Restore(r io.Reader) error {
 		// transactions, so a Snapshot taken before this Restore would
 		// persist a graph with its records gone.
 		err := s.db.View(func(txn *badger.Txn) error {
-			for _, p := range []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta} {
+			for _, p := range graphPrefixes {
 				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
 				for it.Rewind(); it.Valid(); it.Next() {
 					if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
@@ -566,7 +604,11 @@ func (s *Store) Restore(r io.Reader) error {
 			return err
 		}
 		for i, sd := range accepted {
-			for _, kv := range declRecords(sd, uint64(i)+1) {
+			recs, err := allRecords(app, sd, uint64(i)+1)
+			if err != nil {
+				return err
+			}
+			for _, kv := range recs {
 				if err := wb.Set(kv[0], kv[1]); err != nil {
 					return err
 				}
@@ -581,11 +623,12 @@ func (s *Store) Restore(r io.Reader) error {
 		// The disk may hold part of either graph now: serve the empty
 		// graph and keep the marker, so the next start restores again.
 		s.gs.g, s.gs.applied, s.gs.needsRestore = authority.NewGraph(), 0, true
+		s.gs.log, _ = tlog.NewAppender(0, nil)
 		return fmt.Errorf("chainstore: restore: write: %w", err)
 	}
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
 		return fmt.Errorf("chainstore: restore: unmark: %w", err)
 	}
-	s.gs.g, s.gs.applied, s.gs.needsRestore = g, applied, false
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore = g, app, applied, false
 	return nil
 }
