@@ -62,7 +62,8 @@ func (v Verdict) String() string {
 // wire interface: changing it partitions the federation.
 const DeclarationsTopic = "/fednode/declarations/1"
 
-// MaxMessageSize is the largest gossip message (payload bytes) accepted.
+// MaxMessageSize is the largest gossip message (payload bytes) accepted on
+// any topic (TopicConfig.MaxSize may set a lower limit for an extra topic).
 // Bigger ones are refused by Publish and rejected before Validate is called.
 const MaxMessageSize = 1 << 20
 
@@ -93,8 +94,9 @@ var (
 	// ErrIgnored: Publish's message got Verdict Ignore from the local
 	// validator; it was not sent.
 	ErrIgnored = errors.New("gossip: message ignored by validator")
-	// ErrTooLarge: Publish's message is larger than MaxMessageSize. It wraps
-	// ErrRejected as well.
+	// ErrTooLarge: Publish's message is larger than MaxMessageSize, or
+	// PublishTo's larger than its topic's MaxSize. It wraps ErrRejected as
+	// well.
 	ErrTooLarge = fmt.Errorf("%w: larger than %d bytes", ErrRejected, MaxMessageSize)
 	// ErrClosed: the Host was closed.
 	ErrClosed = errors.New("gossip: host closed")
@@ -144,14 +146,19 @@ type Config struct {
 	// connected to a peer (once per peer, not per connection, until it
 	// disconnects fully).
 	OnConnect func(peer string)
+	// Topics are extra topics to join besides DeclarationsTopic, each with
+	// its own size limit, Validate and Deliver. Names must be distinct and
+	// not DeclarationsTopic; New refuses them otherwise (ErrBadTopic).
+	Topics []TopicConfig
 }
 
-// Stats counts what the validator pipeline saw, for metrics.
+// Stats counts what the validator pipeline saw, for metrics: Host.Stats over
+// all joined topics, Host.TopicStats for one.
 type Stats struct {
 	Accepted  uint64 // messages given Verdict Accept (local publishes included)
 	Rejected  uint64 // messages given Verdict Reject, including Oversize and panics
 	Ignored   uint64 // messages given Verdict Ignore
-	Oversize  uint64 // messages rejected for exceeding MaxMessageSize
+	Oversize  uint64 // messages rejected for exceeding their topic's size limit
 	Panics    uint64 // Validate calls that panicked
 	Delivered uint64 // Deliver calls
 
@@ -162,16 +169,21 @@ type Stats struct {
 	Undeliverable uint64 // validated messages dropped because Deliver fell behind
 }
 
-// Host is one fednode peer: a libp2p host joined to DeclarationsTopic.
-// All methods are safe for concurrent use. Callbacks (Validate, Deliver,
-// OnConnect) must not call Close: Close waits for running callbacks.
+// Host is one fednode peer: a libp2p host joined to DeclarationsTopic and
+// to Config.Topics. All methods are safe for concurrent use. Callbacks
+// (Validate, Deliver, OnConnect, those of Config.Topics too) must not call
+// Close: Close waits for running callbacks.
 type Host struct {
-	h     host.Host
-	ps    *pubsub.PubSub
-	topic *pubsub.Topic
-	sub   *pubsub.Subscription
-	log   *slog.Logger
-	cfg   Config
+	h   host.Host
+	ps  *pubsub.PubSub
+	log *slog.Logger
+	cfg Config
+
+	// topics holds every joined topic by name; decl is DeclarationsTopic's.
+	// Invariant: built by New before pubsub starts, never changed after, so
+	// it is read without a lock.
+	topics map[string]*topicState
+	decl   *topicState
 
 	// ctx lives as long as the Host; pubsub and the validator contexts
 	// derive from it.
@@ -188,20 +200,25 @@ type Host struct {
 	mu        sync.Mutex
 	listeners map[*listener]struct{} // open Listen results, closed by Close
 	scores    map[string]float64     // last peer-score snapshot
-	mesh      map[string]struct{}    // our GossipSub mesh for DeclarationsTopic
+	// mesh is our GossipSub mesh: topic -> peers. Invariant: its keys are
+	// names in topics.
+	mesh map[string]map[string]struct{}
 
-	accepted, rejected, ignored, oversize, panics, delivered atomic.Uint64
-	throttled, droppedRPCs, undeliverable                    atomic.Uint64
+	droppedRPCs atomic.Uint64 // RPCs carry several topics: not per topic
 }
 
 // New starts a host listening on cfg.ListenAddrs, joins DeclarationsTopic
-// and starts delivering. ctx bounds only the start-up; the Host runs until
-// Close.
+// and cfg.Topics and starts delivering. ctx bounds only the start-up; the
+// Host runs until Close.
 func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("gossip: new host: %w", err)
 	}
 	sk, err := parseIdentity(cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
+	topics, err := newTopics(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -252,9 +269,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		cfg:       cfg,
 		ctx:       hctx,
 		cancel:    cancel,
+		topics:    topics,
+		decl:      topics[DeclarationsTopic],
 		listeners: make(map[*listener]struct{}),
 		scores:    make(map[string]float64),
-		mesh:      make(map[string]struct{}),
+		mesh:      make(map[string]map[string]struct{}),
 	}
 	g.gate.init()
 	if err := g.start(); err != nil {
@@ -267,13 +286,20 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 }
 
 func (g *Host) start() error {
-	params, thresholds := scoreParams()
+	var extra []string
+	for name := range g.topics {
+		if name != DeclarationsTopic {
+			extra = append(extra, name)
+		}
+	}
+	params, thresholds := scoreParams(extra)
 	ps, err := pubsub.NewGossipSub(g.ctx, g.h,
 		// Declarations carry their own signatures; a libp2p envelope
 		// signature would add bytes and a verification and nothing else.
 		pubsub.WithNoAuthor(),
 		// Without an author every message would get the same default ID
 		// (from+seqno, both empty): only the first would ever be delivered.
+		// Extra topics override it with topicMessageID when joined.
 		pubsub.WithMessageIdFn(messageID),
 		// Our own publishes go to every topic peer at once rather than only
 		// to the mesh, which does not exist until the first heartbeat.
@@ -290,16 +316,22 @@ func (g *Host) start() error {
 		return fmt.Errorf("gossip: start gossipsub: %w", err)
 	}
 	g.ps = ps
-	if err := ps.RegisterTopicValidator(DeclarationsTopic, g.validate, pubsub.WithValidatorTimeout(validateTimeout)); err != nil {
-		return fmt.Errorf("gossip: register validator: %w", err)
-	}
-	g.topic, err = ps.Join(DeclarationsTopic)
-	if err != nil {
-		return fmt.Errorf("gossip: join %s: %w", DeclarationsTopic, err)
-	}
-	g.sub, err = g.topic.Subscribe(pubsub.WithBufferSize(subscriptionBuffer))
-	if err != nil {
-		return fmt.Errorf("gossip: subscribe %s: %w", DeclarationsTopic, err)
+	for _, ts := range sortedTopics(g.topics) {
+		if err := ps.RegisterTopicValidator(ts.name, g.validator(ts), pubsub.WithValidatorTimeout(validateTimeout)); err != nil {
+			return fmt.Errorf("gossip: register validator for %s: %w", ts.name, err)
+		}
+		var opts []pubsub.TopicOpt
+		if ts != g.decl {
+			opts = append(opts, pubsub.WithTopicMessageIdFn(topicMessageID(ts.name)))
+		}
+		ts.topic, err = ps.Join(ts.name, opts...)
+		if err != nil {
+			return fmt.Errorf("gossip: join %s: %w", ts.name, err)
+		}
+		ts.sub, err = ts.topic.Subscribe(pubsub.WithBufferSize(subscriptionBuffer))
+		if err != nil {
+			return fmt.Errorf("gossip: subscribe %s: %w", ts.name, err)
+		}
 	}
 	if g.cfg.OnConnect != nil {
 		g.connSub, err = g.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
@@ -309,71 +341,76 @@ func (g *Host) start() error {
 		g.wg.Add(1)
 		go g.connectLoop()
 	}
-	g.wg.Add(1)
-	go g.deliverLoop()
+	for _, ts := range g.topics {
+		g.wg.Add(1)
+		go g.deliverLoop(ts)
+	}
 	return nil
 }
 
 // messageID is the SHA-256 of the payload (raw bytes as a string): the same
-// declaration relayed by different peers is one message.
+// declaration relayed by different peers is one message. It is the ID on
+// DeclarationsTopic only; see topicMessageID.
 func messageID(m *pb.Message) string {
 	sum := sha256.Sum256(m.GetData())
 	return string(sum[:])
 }
 
-// validate adapts Config.Validate to pubsub, bounding size first and turning
+// validator adapts ts's Validate to pubsub, bounding size first and turning
 // a panic into Reject.
-func (g *Host) validate(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
-	if len(m.GetData()) > MaxMessageSize {
-		g.oversize.Add(1)
-		g.rejected.Add(1)
-		return pubsub.ValidationReject
-	}
-	if !g.gate.enter() {
-		return pubsub.ValidationIgnore
-	}
-	defer g.gate.leave()
-	v := Accept
-	if g.cfg.Validate != nil {
-		defer func() {
-			if r := recover(); r != nil {
-				g.panics.Add(1)
-				g.rejected.Add(1)
-				g.log.Error("gossip: validator panicked; message rejected", "from", from.String(), "panic", r)
-				res = pubsub.ValidationReject
-			}
-		}()
-		v = g.cfg.Validate(ctx, from.String(), m.GetData())
-	}
-	switch v {
-	case Accept:
-		g.accepted.Add(1)
-		return pubsub.ValidationAccept
-	case Reject:
-		g.rejected.Add(1)
-		return pubsub.ValidationReject
-	default:
-		g.ignored.Add(1)
-		return pubsub.ValidationIgnore
+func (g *Host) validator(ts *topicState) pubsub.ValidatorEx {
+	return func(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
+		if len(m.GetData()) > ts.maxSize {
+			ts.n.oversize.Add(1)
+			ts.n.rejected.Add(1)
+			return pubsub.ValidationReject
+		}
+		if !g.gate.enter() {
+			return pubsub.ValidationIgnore
+		}
+		defer g.gate.leave()
+		v := Accept
+		if ts.validate != nil {
+			defer func() {
+				if r := recover(); r != nil {
+					ts.n.panics.Add(1)
+					ts.n.rejected.Add(1)
+					g.log.Error("gossip: validator panicked; message rejected", "topic", ts.name, "from", from.String(), "panic", r)
+					res = pubsub.ValidationReject
+				}
+			}()
+			v = ts.validate(ctx, from.String(), m.GetData())
+		}
+		switch v {
+		case Accept:
+			ts.n.accepted.Add(1)
+			return pubsub.ValidationAccept
+		case Reject:
+			ts.n.rejected.Add(1)
+			return pubsub.ValidationReject
+		default:
+			ts.n.ignored.Add(1)
+			return pubsub.ValidationIgnore
+		}
 	}
 }
 
-func (g *Host) deliverLoop() {
+func (g *Host) deliverLoop(ts *topicState) {
 	defer g.wg.Done()
 	self := g.h.ID()
 	for {
-		m, err := g.sub.Next(g.ctx)
+		m, err := ts.sub.Next(g.ctx)
 		if err != nil {
 			return // subscription cancelled or host closing
 		}
-		if m.ReceivedFrom == self || g.cfg.Deliver == nil {
+		if m.ReceivedFrom == self || ts.deliver == nil {
 			continue
 		}
 		if !g.gate.enter() {
 			return
 		}
-		g.delivered.Add(1)
-		g.cfg.Deliver(m.ReceivedFrom.String(), m.GetData())
+		ts.n.delivered.Add(1)
+		ts.deliver(m.ReceivedFrom.String(), m.GetData())
 		g.gate.leave()
 	}
 }
@@ -526,7 +563,7 @@ func (g *Host) ConnectedPeers() []string {
 // connection, once its subscription has arrived; only then does Publish
 // reach it.
 func (g *Host) TopicPeers() []string {
-	return peerStrings(g.topic.ListPeers())
+	return peerStrings(g.decl.topic.ListPeers())
 }
 
 // MeshPeers returns our GossipSub mesh peers for DeclarationsTopic, sorted:
@@ -537,9 +574,15 @@ func (g *Host) TopicPeers() []string {
 // good: the pull-based sync must repair that. Tests wait for the mesh
 // before relying on relay.
 func (g *Host) MeshPeers() []string {
+	return g.meshPeers(DeclarationsTopic)
+}
+
+// meshPeers returns our mesh peers for a joined topic, sorted.
+func (g *Host) meshPeers(topic string) []string {
 	g.mu.Lock()
-	out := make([]string, 0, len(g.mesh))
-	for p := range g.mesh {
+	m := g.mesh[topic]
+	out := make([]string, 0, len(m))
+	for p := range m {
 		out = append(out, p)
 	}
 	g.mu.Unlock()
@@ -566,20 +609,14 @@ func (g *Host) PeerScore(peerID string) (float64, bool) {
 	return s, ok
 }
 
-// Stats returns the validator pipeline counters.
+// Stats returns the validator pipeline counters summed over all joined
+// topics (see TopicStats for one topic's).
 func (g *Host) Stats() Stats {
-	return Stats{
-		Accepted:  g.accepted.Load(),
-		Rejected:  g.rejected.Load(),
-		Ignored:   g.ignored.Load(),
-		Oversize:  g.oversize.Load(),
-		Panics:    g.panics.Load(),
-		Delivered: g.delivered.Load(),
-
-		Throttled:     g.throttled.Load(),
-		DroppedRPCs:   g.droppedRPCs.Load(),
-		Undeliverable: g.undeliverable.Load(),
+	s := Stats{DroppedRPCs: g.droppedRPCs.Load()}
+	for _, ts := range g.topics {
+		ts.n.addTo(&s)
 	}
+	return s
 }
 
 // Publish validates data with the local validator and, if accepted, sends
@@ -590,13 +627,17 @@ func (g *Host) Stats() Stats {
 // reference to data: do not modify it afterwards. A nil error means the
 // message was queued, not that anyone received it.
 func (g *Host) Publish(ctx context.Context, data []byte) error {
-	if len(data) > MaxMessageSize {
-		return fmt.Errorf("%w (got %d)", ErrTooLarge, len(data))
+	return g.publish(ctx, g.decl, data)
+}
+
+func (g *Host) publish(ctx context.Context, ts *topicState, data []byte) error {
+	if len(data) > ts.maxSize {
+		return ts.tooLarge(len(data))
 	}
 	if g.gate.isClosed() {
 		return ErrClosed
 	}
-	err := g.topic.Publish(ctx, data)
+	err := ts.topic.Publish(ctx, data)
 	if err == nil {
 		return nil
 	}
@@ -612,10 +653,11 @@ func (g *Host) Publish(ctx context.Context, data []byte) error {
 	if g.gate.isClosed() {
 		return ErrClosed
 	}
-	return fmt.Errorf("gossip: publish: %w", err)
+	return fmt.Errorf("gossip: publish to %s: %w", ts.name, err)
 }
 
-// Topics returns the pubsub topics we have joined (DeclarationsTopic).
+// Topics returns the pubsub topics we have joined, sorted:
+// DeclarationsTopic and those of Config.Topics (nil after Close).
 func (g *Host) Topics() []string {
 	t := g.ps.GetTopics()
 	slices.Sort(t)
@@ -690,8 +732,10 @@ func (g *Host) Close() error {
 // started Host.
 func (g *Host) closeAll() error {
 	g.cancel()
-	if g.sub != nil {
-		g.sub.Cancel()
+	for _, ts := range g.topics {
+		if ts.sub != nil {
+			ts.sub.Cancel()
+		}
 	}
 	if g.connSub != nil {
 		g.connSub.Close()
@@ -706,10 +750,13 @@ func (g *Host) closeAll() error {
 		l.Close()
 	}
 	var errs []error
-	if g.topic != nil {
-		// Close fails while the subscription's cancellation is in flight;
-		// the host is going away anyway, so only the host's error counts.
-		_ = g.topic.Close()
+	for _, ts := range g.topics {
+		if ts.topic != nil {
+			// Close fails while the subscription's cancellation is in
+			// flight; the host is going away anyway, so only the host's
+			// error counts.
+			_ = ts.topic.Close()
+		}
 	}
 	if err := g.h.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("gossip: close host: %w", err))

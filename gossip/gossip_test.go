@@ -434,11 +434,14 @@ func TestPublishLocalVerdicts(t *testing.T) {
 // rogue is a raw GossipSub peer without our checks, to send what an honest
 // Host refuses to publish.
 type rogue struct {
-	id    string
-	topic *pubsub.Topic
+	id     string
+	topic  *pubsub.Topic            // DeclarationsTopic
+	topics map[string]*pubsub.Topic // by name: DeclarationsTopic and extra
 }
 
-func newRogue(t *testing.T, target *Host) *rogue {
+// newRogue joins DeclarationsTopic and extra (with our message IDs) and
+// connects to target.
+func newRogue(t *testing.T, target *Host, extra ...string) *rogue {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := libp2p.New(
@@ -460,12 +463,20 @@ func newRogue(t *testing.T, target *Host) *rogue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(DeclarationsTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topic.Subscribe(); err != nil {
-		t.Fatal(err)
+	topics := make(map[string]*pubsub.Topic)
+	for _, name := range append([]string{DeclarationsTopic}, extra...) {
+		var opts []pubsub.TopicOpt
+		if name != DeclarationsTopic {
+			opts = append(opts, pubsub.WithTopicMessageIdFn(topicMessageID(name)))
+		}
+		topic, err := ps.Join(name, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := topic.Subscribe(); err != nil {
+			t.Fatal(err)
+		}
+		topics[name] = topic
 	}
 	info, err := peer.AddrInfoFromString(target.Addrs()[0])
 	if err != nil {
@@ -474,10 +485,15 @@ func newRogue(t *testing.T, target *Host) *rogue {
 	if err := h.Connect(ctx, *info); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the rogue to see the target's subscription", func() bool {
-		return slices.Contains(topic.ListPeers(), info.ID)
+	eventually(t, "the rogue to see the target's subscriptions", func() bool {
+		for _, topic := range topics {
+			if !slices.Contains(topic.ListPeers(), info.ID) {
+				return false
+			}
+		}
+		return true
 	})
-	return &rogue{id: h.ID().String(), topic: topic}
+	return &rogue{id: h.ID().String(), topic: topics[DeclarationsTopic], topics: topics}
 }
 
 // TestOversizeNotDelivered: a message one byte over MaxMessageSize from a
@@ -695,7 +711,8 @@ func TestDialErrors(t *testing.T) {
 }
 
 // TestClose: Close is idempotent, later calls fail with ErrClosed, and no
-// callback runs after Close returns even while a peer keeps publishing.
+// callback (of DeclarationsTopic or an extra topic) runs after Close returns
+// even while a peer keeps publishing on both.
 func TestClose(t *testing.T) {
 	var closed atomic.Bool
 	check := func(what string) {
@@ -703,17 +720,23 @@ func TestClose(t *testing.T) {
 			t.Errorf("%s ran after Close returned", what)
 		}
 	}
-	a := newHost(t, Config{})
+	a := newHost(t, Config{Topics: []TopicConfig{{Name: CheckpointsTopic}}})
 	b, err := New(context.Background(), Config{
 		Identity: mustIdentity(t),
 		Logger:   testLogger(t),
 		Validate: func(context.Context, string, []byte) Verdict { check("Validate"); return Accept },
 		Deliver:  func(string, []byte) { check("Deliver") },
+		Topics: []TopicConfig{{
+			Name:     CheckpointsTopic,
+			Validate: func(context.Context, string, []byte) Verdict { check("checkpoints Validate"); return Accept },
+			Deliver:  func(string, []byte) { check("checkpoints Deliver") },
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	link(t, a, b)
+	linkTopic(t, a, b, CheckpointsTopic)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -727,10 +750,15 @@ func TestClose(t *testing.T) {
 			default:
 			}
 			_ = a.Publish(context.Background(), fmt.Appendf(nil, "during close %d", i))
+			_ = a.PublishTo(context.Background(), CheckpointsTopic, fmt.Appendf(nil, "checkpoint during close %d", i))
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	eventually(t, "B to deliver some messages", func() bool { return b.Stats().Delivered > 10 })
+	eventually(t, "B to deliver some messages on both topics", func() bool {
+		d, _ := b.TopicStats(DeclarationsTopic)
+		c, _ := b.TopicStats(CheckpointsTopic)
+		return d.Delivered > 10 && c.Delivered > 10
+	})
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -745,6 +773,9 @@ func TestClose(t *testing.T) {
 	ctx := context.Background()
 	if err := b.Publish(ctx, []byte("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Publish after Close: %v", err)
+	}
+	if err := b.PublishTo(ctx, CheckpointsTopic, []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("PublishTo after Close: %v", err)
 	}
 	if _, err := b.Listen("/fednode/test/1"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Listen after Close: %v", err)

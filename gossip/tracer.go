@@ -8,7 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// tracer follows GossipSub's mesh for DeclarationsTopic and counts the ways
+// tracer follows GossipSub's mesh for our topics and counts the ways
 // GossipSub loses messages, which it otherwise does silently. pubsub calls
 // it from its event loop, so every method is short and never blocks.
 type tracer struct{ g *Host }
@@ -16,20 +16,22 @@ type tracer struct{ g *Host }
 var _ pubsub.RawTracer = tracer{}
 
 func (t tracer) Graft(p peer.ID, topic string) {
-	if topic != DeclarationsTopic {
+	if t.g.topics[topic] == nil {
 		return
 	}
 	t.g.mu.Lock()
-	t.g.mesh[p.String()] = struct{}{}
+	m := t.g.mesh[topic]
+	if m == nil {
+		m = make(map[string]struct{})
+		t.g.mesh[topic] = m
+	}
+	m[p.String()] = struct{}{}
 	t.g.mu.Unlock()
 }
 
 func (t tracer) Prune(p peer.ID, topic string) {
-	if topic != DeclarationsTopic {
-		return
-	}
 	t.g.mu.Lock()
-	delete(t.g.mesh, p.String())
+	delete(t.g.mesh[topic], p.String())
 	t.g.mu.Unlock()
 }
 
@@ -37,19 +39,38 @@ func (t tracer) Prune(p peer.ID, topic string) {
 // mesh, without a Prune.
 func (t tracer) OnClosedOutboundStream(p peer.ID) {
 	t.g.mu.Lock()
-	delete(t.g.mesh, p.String())
+	for _, m := range t.g.mesh {
+		delete(m, p.String())
+	}
 	t.g.mu.Unlock()
 }
 
-func (t tracer) RejectMessage(_ *pubsub.Message, reason string) {
+// counters returns the counters of m's topic. pubsub only queues and
+// delivers messages of topics we subscribe to, so nil (not counted) should
+// not happen.
+func (t tracer) counters(m *pubsub.Message) *counters {
+	if ts := t.g.topics[m.GetTopic()]; ts != nil {
+		return &ts.n
+	}
+	return nil
+}
+
+func (t tracer) RejectMessage(m *pubsub.Message, reason string) {
 	switch reason {
 	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
-		t.g.throttled.Add(1)
+		if c := t.counters(m); c != nil {
+			c.throttled.Add(1)
+		}
+	}
+}
+
+func (t tracer) UndeliverableMessage(m *pubsub.Message) {
+	if c := t.counters(m); c != nil {
+		c.undeliverable.Add(1)
 	}
 }
 
 func (t tracer) DropRPC(*pubsub.RPC, peer.ID)                         { t.g.droppedRPCs.Add(1) }
-func (t tracer) UndeliverableMessage(*pubsub.Message)                 { t.g.undeliverable.Add(1) }
 func (t tracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
 func (t tracer) Join(string)                                          {}
 func (t tracer) Leave(string)                                         {}
