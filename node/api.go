@@ -27,6 +27,10 @@ import (
 //	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head                               open
 //	GET  /v1/declarations/{id}   one agreed declaration's envelope                                           open
 //	GET  /v1/bundle              a signed offline bundle of the agreed graph                                 open
+//	GET  /v1/audit/checkpoint    the signed checkpoint of this replica's transparency log                    open
+//	GET  /v1/audit/prove/{id}    inclusion proof of an agreed declaration (?size=N, default current)         open
+//	GET  /v1/audit/consistency   consistency proof (?old=M&new=N, new defaults to current)                    open
+//	GET  /v1/audit/export        the whole log as JSON lines, then its signed checkpoint (audit.go)          open
 //	GET  /metrics                Prometheus metrics                                                          open
 //
 // Endpoints that change state need "Authorization: Bearer TOKEN" with the
@@ -80,6 +84,10 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("GET /v1/authorities/{ref}", n.handleAuthority)
 	mux.HandleFunc("GET /v1/declarations/{id}", n.handleDeclaration)
 	mux.HandleFunc("GET /v1/bundle", n.handleBundle)
+	mux.HandleFunc("GET /v1/audit/checkpoint", n.handleAuditCheckpoint)
+	mux.HandleFunc("GET /v1/audit/prove/{id}", n.handleAuditProve)
+	mux.HandleFunc("GET /v1/audit/consistency", n.handleAuditConsistency)
+	mux.HandleFunc("GET /v1/audit/export", n.handleAuditExport)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{}))
 	n.apiSrv = &http.Server{
 		Handler:           mux,

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/fednode/fednode/authority"
@@ -215,4 +216,67 @@ func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build fu
 		return sd, nil
 	}
 	return nil, fmt.Errorf("node: the chain head kept moving while signing: %w", lastErr)
+}
+
+// AuditCheckpoint fetches the node's signed checkpoint of its log. The
+// caller checks the note's signature (tlog.OpenCheckpoint): the client only
+// decodes.
+func (c *Client) AuditCheckpoint(ctx context.Context) (CheckpointJSON, error) {
+	var cp CheckpointJSON
+	err := c.do(ctx, http.MethodGet, "/v1/audit/checkpoint", nil, "", &cp)
+	return cp, err
+}
+
+// AuditProve fetches the inclusion proof of id in the log of size leaves
+// (0: the node's current size). The caller verifies it (tlog.VerifyInclusion).
+func (c *Client) AuditProve(ctx context.Context, id authority.ID, size uint64) (InclusionJSON, error) {
+	path := "/v1/audit/prove/" + id.String()
+	if size > 0 {
+		path += "?size=" + strconv.FormatUint(size, 10)
+	}
+	var p InclusionJSON
+	err := c.do(ctx, http.MethodGet, path, nil, "", &p)
+	return p, err
+}
+
+// AuditConsistency fetches the consistency proof from the log at oldSize to
+// the log at newSize. The caller verifies it (tlog.VerifyConsistency).
+func (c *Client) AuditConsistency(ctx context.Context, oldSize, newSize uint64) (ConsistencyJSON, error) {
+	q := url.Values{"old": {strconv.FormatUint(oldSize, 10)}, "new": {strconv.FormatUint(newSize, 10)}}
+	var p ConsistencyJSON
+	err := c.do(ctx, http.MethodGet, "/v1/audit/consistency?"+q.Encode(), nil, "", &p)
+	return p, err
+}
+
+// AuditExport streams the node's whole log, as JSON lines, to w. Only ctx
+// bounds it (a large log takes longer than the client's usual timeout). An
+// error after some bytes were written leaves w with a prefix that lacks the
+// checkpoint line.
+func (c *Client) AuditExport(ctx context.Context, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+"/v1/audit/export", nil)
+	if err != nil {
+		return fmt.Errorf("node: client: %w", err)
+	}
+	hc := http.Client{}
+	if c.HTTP != nil {
+		hc = *c.HTTP
+	}
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("node: cannot reach the node API at %s (is the node running?): %w", c.Addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var ae apiError
+		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+			return &APIError{Status: resp.StatusCode, Message: ae.Error}
+		}
+		return &APIError{Status: resp.StatusCode, Message: string(bytes.TrimSpace(b))}
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("node: client: audit export: %w", err)
+	}
+	return nil
 }

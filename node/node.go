@@ -106,6 +106,8 @@ type Node struct {
 	admitMu sync.Mutex
 	// forwarding is set while a forward to the leader is in flight.
 	forwarding atomic.Bool
+	// audit caches the transparency log's origin and latest checkpoint.
+	audit auditState
 
 	closeOnce sync.Once
 	closeErr  error
