@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fednode/fednode/authority"
-	"github.com/fednode/fednode/gossip"
 )
 
 // API routes, versioned under /v1 (a public interface):
@@ -193,6 +192,24 @@ type Status struct {
 	Raft        RaftStatus   `json:"raft"`
 	Graph       GraphStatus  `json:"graph"`
 	Pending     int          `json:"pending"`
+	// Checkpoint is the replica's log checkpoint with its witnesses.
+	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`
+	// SplitView holds evidence of two roots for one log size, if seen: the
+	// node then refuses to export bundles.
+	SplitView *SplitViewStatus `json:"split_view,omitempty"`
+}
+
+// CheckpointStatus summarises the replica's checkpoint.
+type CheckpointStatus struct {
+	Size    uint64   `json:"size"`
+	Root    HexBytes `json:"root"`
+	Signers []string `json:"signers"`
+}
+
+// SplitViewStatus is the evidence of a split view: two signed notes.
+type SplitViewStatus struct {
+	Ours   string `json:"ours"`
+	Theirs string `json:"theirs"`
 }
 
 // AuthorityRef names an authority.
@@ -238,13 +255,23 @@ func (n *Node) Status() Status {
 	if voters == nil {
 		voters = []string{}
 	}
+	var cs *CheckpointStatus
+	if cp, signers, err := n.WitnessedCheckpoint(); err == nil {
+		cs = &CheckpointStatus{Size: cp.Size, Root: cp.Root, Signers: signers}
+	}
+	var sv *SplitViewStatus
+	if ev := n.SplitView(); ev != nil {
+		sv = &SplitViewStatus{Ours: string(ev.A), Theirs: string(ev.B)}
+	}
 	return Status{
+		Checkpoint:  cs,
+		SplitView:   sv,
 		Authority:   AuthorityRef{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind},
 		PeerID:      n.host.PeerID(),
 		ListenAddrs: n.host.Addrs(),
 		API:         n.APIAddr(),
 		Peers:       nonNil(n.host.ConnectedPeers()),
-		Topics:      []string{gossip.DeclarationsTopic},
+		Topics:      n.host.Topics(),
 		Raft: RaftStatus{State: st.State, Leader: st.Leader, Term: st.Term, LastIndex: st.LastIndex,
 			CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Voters: voters},
 		Graph:   g,

@@ -76,6 +76,9 @@ type CheckpointJSON struct {
 	Size   uint64   `json:"size"`
 	Root   HexBytes `json:"root"`
 	Note   string   `json:"note"`
+	// Signers names the authorities whose signatures on Note verified:
+	// this node's and those of the peers that witnessed the same root.
+	Signers []string `json:"signers,omitempty"`
 }
 
 // InclusionJSON is the JSON of GET /v1/audit/prove/{id}: the declaration's
@@ -403,11 +406,12 @@ func querySize(r *http.Request, key string, def uint64) (uint64, error) {
 }
 
 func (n *Node) handleAuditCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := n.Checkpoint()
+	cp, signers, err := n.WitnessedCheckpoint()
 	if err != nil {
 		writeJSON(w, auditStatus(err), apiError{err.Error()})
 		return
 	}
+	cp.Signers = signers
 	writeJSON(w, http.StatusOK, cp)
 }
 

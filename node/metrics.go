@@ -15,6 +15,7 @@ type metrics struct {
 	applied      prometheus.Counter
 	applyRefused prometheus.Counter
 	pending      prometheus.Gauge
+	splitView    prometheus.Gauge
 	version      prometheus.GaugeFunc
 }
 
@@ -38,7 +39,10 @@ func newMetrics() *metrics {
 	m.pending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "fednode_pending_declarations", Help: "Valid declarations waiting to be agreed.",
 	})
-	m.reg.MustRegister(m.submitted, m.gossip, m.decisions, m.applied, m.applyRefused, m.pending,
+	m.splitView = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fednode_split_view", Help: "1 once this node has seen two checkpoints of one log size with different roots.",
+	})
+	m.reg.MustRegister(m.submitted, m.gossip, m.decisions, m.applied, m.applyRefused, m.pending, m.splitView,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

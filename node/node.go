@@ -108,6 +108,7 @@ type Node struct {
 	forwarding atomic.Bool
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
+	wit   witnessState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -163,6 +164,12 @@ func (n *Node) start(ctx context.Context) error {
 		Validate:    n.validateGossip,
 		Deliver:     n.deliverGossip,
 		OnConnect:   func(string) { n.poke() },
+		Topics: []gossip.TopicConfig{{
+			Name:     gossip.CheckpointsTopic,
+			MaxSize:  maxCheckpointNote,
+			Validate: n.validateCheckpoint,
+			Deliver:  n.deliverCheckpoint,
+		}},
 	})
 	if err != nil {
 		return err
@@ -223,9 +230,10 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.proposeLoop()
 	go n.directoryLoop()
+	go n.witnessLoop()
 	go n.connectPeers(dial)
 	if len(n.cfg.Join) > 0 && !hasState {
 		n.wg.Add(1)
@@ -668,6 +676,9 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 
 // ExportBundle signs the agreed graph at its current version for offline use.
 func (n *Node) ExportBundle() ([]byte, error) {
+	if ev := n.SplitView(); ev != nil {
+		return nil, fmt.Errorf("%w: this node has evidence of two roots for one log size; an operator must investigate before it exports bundles (see status)", ErrSplitView)
+	}
 	version := n.store.Version()
 	if !n.store.Has(n.home.Authority) {
 		return nil, fmt.Errorf("node: bundle: this node's authority %s is not in the agreed graph yet (has the node joined?)", n.home.Authority.Short())

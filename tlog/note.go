@@ -333,3 +333,47 @@ func (e SplitViewEvidence) Verify(known []Witness) (Equivocation, error) {
 	}
 	return q, nil
 }
+
+// MergeSignatures returns note a with the signatures of note b that a lacks
+// (by key name and hash), for two notes of the same body: how a witness
+// collects cosignatures of one checkpoint arriving in separate notes. It
+// verifies nothing; open the result with OpenCheckpoint.
+func MergeSignatures(a, b []byte) ([]byte, error) {
+	na, err := parseNote(a)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: merge signatures: %w", err)
+	}
+	nb, err := parseNote(b)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: merge signatures: %w", err)
+	}
+	if na.Text != nb.Text {
+		return nil, fmt.Errorf("tlog: merge signatures: %w: the notes have different bodies", ErrMalformed)
+	}
+	type nameHash struct {
+		name string
+		hash uint32
+	}
+	have := map[nameHash]bool{}
+	for _, s := range na.UnverifiedSigs {
+		have[nameHash{s.Name, s.Hash}] = true
+	}
+	merged := &note.Note{Text: na.Text, UnverifiedSigs: append([]note.Signature(nil), na.UnverifiedSigs...)}
+	for _, s := range nb.UnverifiedSigs {
+		if !have[nameHash{s.Name, s.Hash}] {
+			have[nameHash{s.Name, s.Hash}] = true
+			merged.UnverifiedSigs = append(merged.UnverifiedSigs, s)
+		}
+	}
+	if len(merged.UnverifiedSigs) > MaxSignatures {
+		return nil, fmt.Errorf("tlog: merge signatures: %w: %d signatures, over %d", ErrMalformed, len(merged.UnverifiedSigs), MaxSignatures)
+	}
+	out, err := note.Sign(merged)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: merge signatures: %w", err)
+	}
+	if len(out) > MaxNoteSize {
+		return nil, fmt.Errorf("tlog: merge signatures: %w: %d bytes, over %d", ErrMalformed, len(out), MaxNoteSize)
+	}
+	return out, nil
+}
