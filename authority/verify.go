@@ -23,6 +23,12 @@ const (
 	ReasonBadSignature       Reason = "bad-signature"
 	ReasonUnknownAuthority   Reason = "unknown-authority"
 	ReasonMalformed          Reason = "malformed"
+	// ReasonStaleBundle: an offline decision from a bundle past its
+	// not-after deadline, not allowed by the operator (package bundle).
+	ReasonStaleBundle Reason = "stale-bundle"
+	// ReasonRollback: an offline decision from a bundle older than one this
+	// site has already seen (package bundle).
+	ReasonRollback Reason = "rollback"
 )
 
 // Reasons lists every reason code, for documentation and tests.
@@ -30,6 +36,7 @@ var Reasons = []Reason{
 	ReasonOK, ReasonNoRule, ReasonSubjectNotAllowed, ReasonResourceNotAllowed,
 	ReasonActionNotAllowed, ReasonExpired, ReasonNotYetValid, ReasonRevoked,
 	ReasonBadSignature, ReasonUnknownAuthority, ReasonMalformed,
+	ReasonStaleBundle, ReasonRollback,
 }
 
 // Request is one authorization question: may the principal holding Credential

@@ -2,290 +2,520 @@ package bundle
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
-	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/fednode/fednode/authority"
-	"github.com/fxamacker/cbor/v2"
+	"github.com/fednode/fednode/tlog"
 )
 
 // FormatVersion is the version of the wire format described in the package
-// doc; Export writes it and Open accepts nothing else.
-const FormatVersion = 1
+// doc; Build writes it and Open accepts nothing else.
+const FormatVersion = 2
+
+// sigContext is the first field of every signed statement: it says what the
+// signature is about, so that no other signed CBOR can pass for a bundle
+// signature, nor a bundle signature for anything else.
+const sigContext = "fednode-bundle-v2"
 
 // Bounds on untrusted input.
 const (
-	// MaxBundleSize bounds an encoded bundle, seal included.
+	// MaxBundleSize bounds an encoded bundle, signatures included. At about
+	// 900 bytes per declaration (envelope plus inclusion proof) a full
+	// bundle of some 290,000 declarations fits; larger graphs travel as a
+	// full bundle plus deltas.
 	MaxBundleSize = 256 << 20
-	// MaxDeclarations bounds the number of declarations in one bundle (a
-	// little over a million, so a graph of 1e6 declarations fits).
+	// MaxDeclarations bounds the graph version of a bundle (and so the
+	// declarations one bundle or a chain of deltas can hold).
 	MaxDeclarations = 1 << 20
+	// MaxSigners bounds the signatures on one bundle: a consortium's
+	// members fit.
+	MaxSigners = 32
+	// MaxSignatureSize bounds one signature envelope (an Ed25519 one is
+	// about 150 bytes; room is left for post-quantum signatures).
+	MaxSignatureSize = 16 << 10
+	// MaxProofHashes bounds the hashes of one inclusion or consistency
+	// proof: trees of MaxDeclarations leaves need at most 40.
+	MaxProofHashes = 64
 )
 
 // ErrInvalid is returned, wrapped with what was wrong and where, by every
-// refusal of Open (and by Load for an oversized file). Use errors.Is.
+// refusal of Open and OpenDelta (and by Load for an oversized file). Errors
+// of authority and tlog are wrapped too, so errors.Is(err,
+// authority.ErrConflict) or errors.Is(err, tlog.ErrInvalidProof) work.
 var ErrInvalid = errors.New("bundle: invalid bundle")
 
-// Contents is the signed payload of a bundle. Field numbers are the wire
-// format (see the package doc): never renumber, only add.
+// Contents is the signed payload of a bundle: the graph at GraphVersion, or
+// for a delta the declarations since BaseVersion, with the log's proofs.
+// Field numbers are the wire format (see the package doc): never renumber.
 type Contents struct {
-	// Format is FormatVersion; Export sets it.
-	Format uint8 `cbor:"1,keyasint"`
-	// GraphVersion is the agreed graph's version: its number of declarations.
-	// Invariant: GraphVersion == len(Declarations), 1 <= GraphVersion <= MaxDeclarations.
+	// GraphVersion N is the agreed graph's version: the tree size of the log.
+	// Invariant: 1 <= N <= MaxDeclarations.
 	GraphVersion uint64 `cbor:"2,keyasint"`
 	// ExportedAt is when the graph was exported, in Unix milliseconds: an
 	// offline decision reports its graph age from it. Invariant: >= 0.
 	ExportedAt int64 `cbor:"3,keyasint"`
-	// Exporter is the exporting node's authority; the bundle is sealed with
-	// one of its root keys. Invariant: its genesis is among Declarations.
-	Exporter authority.ID `cbor:"4,keyasint"`
-	// Declarations are the encoded envelopes of every declaration of the
-	// graph, versions 1..GraphVersion in acceptance order.
-	Declarations [][]byte `cbor:"5,keyasint"`
+	// NotAfter is the deadline in Unix milliseconds from which the bundle is
+	// stale (Verify denies with stale-bundle). Invariant: NotAfter >
+	// ExportedAt (so never 0: every bundle expires).
+	NotAfter int64 `cbor:"4,keyasint"`
+	// Origin is the log's checkpoint origin (tlog.Origin of the consortium's
+	// log name). Invariant: equals the checkpoint's origin.
+	Origin string `cbor:"5,keyasint"`
+	// Checkpoint is the signed note of the log's checkpoint at size N, as
+	// tlog.SignCheckpoint and tlog.Cosign write it: signed by the exporter
+	// (the bundle's first signer), perhaps cosigned by others.
+	Checkpoint []byte `cbor:"6,keyasint"`
+	// Declarations are the encoded envelopes of versions BaseVersion+1..N,
+	// in acceptance order: declaration i is leaf BaseVersion+i of the log.
+	// Invariant: len(Declarations) == N - BaseVersion.
+	Declarations [][]byte `cbor:"7,keyasint"`
+	// Proofs[i] is the inclusion proof of Declarations[i] at leaf index
+	// BaseVersion+i in the tree of size N. Invariant: len(Proofs) ==
+	// len(Declarations), each at most MaxProofHashes hashes.
+	Proofs [][][]byte `cbor:"8,keyasint"`
+	// BaseVersion M is 0 for a full bundle; M > 0 makes a delta bundle, which
+	// opens only on top of a bundle at version M (OpenDelta).
+	// Invariant: M < N.
+	BaseVersion uint64 `cbor:"9,keyasint,omitempty"`
+	// BaseRoot is the root of the log at size M (delta only).
+	// Invariant: tlog.HashSize bytes iff M > 0, else empty.
+	BaseRoot []byte `cbor:"10,keyasint,omitempty"`
+	// Consistency is the consistency proof from size M to N (delta only).
+	// Invariant: 1 to MaxProofHashes hashes iff M > 0, else empty.
+	Consistency [][]byte `cbor:"11,keyasint,omitempty"`
+}
+
+// payload is what is encoded: the format, then the contents' fields.
+type payload struct {
+	Format uint64 `cbor:"1,keyasint"`
+	Contents
+}
+
+// outer is the whole bundle: the payload's bytes once, and the signatures,
+// each over the payload's hash.
+type outer struct {
+	Payload    []byte   `cbor:"1,keyasint"`
+	Signatures [][]byte `cbor:"2,keyasint"`
+}
+
+// statement is what each signer seals: "authority Signer signs the bundle
+// payload whose SHA-256 is Digest".
+type statement struct {
+	Context string       `cbor:"1,keyasint"`
+	Digest  [32]byte     `cbor:"2,keyasint"`
+	Signer  authority.ID `cbor:"3,keyasint"`
+}
+
+// formatOnly reads the format of a payload of any version.
+type formatOnly struct {
+	Format uint64 `cbor:"1,keyasint"`
 }
 
 var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
+	encMode    cbor.EncMode
+	decMode    cbor.DecMode // strict: the one canonical form of format 2
+	peekMode   cbor.DecMode // reads the format of any payload, ignoring the rest
+	errNoCanon = errors.New("not in Core Deterministic CBOR encoding")
 )
 
 func init() {
+	// Core Deterministic, and nil slices as empty arrays, so that each value
+	// has one encoding (an empty proof is [], never null).
+	eo := cbor.CoreDetEncOptions()
+	eo.NilContainers = cbor.NilContainerAsEmpty
 	var err error
-	encMode, err = cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
+	if encMode, err = eo.EncMode(); err != nil {
 		panic(err)
 	}
-	// Strict, and bounded by what a valid bundle can hold: one flat map of
-	// five keys whose deepest value is an array of byte strings.
-	decMode, err = cbor.DecOptions{
+	// Strict, and bounded by what a valid bundle can hold: maps of at most
+	// 11 keys, whose deepest value is an array of arrays of byte strings.
+	do := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsForbidden,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   4,  // the minimum fxamacker allows; a bundle needs 2
-		MaxMapPairs:       16, // the minimum fxamacker allows; a bundle needs 5
+		MaxNestedLevels:   4,  // the minimum fxamacker allows; a bundle needs 3
+		MaxMapPairs:       16, // the minimum fxamacker allows; a bundle needs 11
 		MaxArrayElements:  MaxDeclarations,
 		UTF8:              cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
+	}
+	if decMode, err = do.DecMode(); err != nil {
+		panic(err)
+	}
+	// Another format may add keys and nest deeper: read key 1 and skip the
+	// rest, within the same array bound.
+	do.ExtraReturnErrors = cbor.ExtraDecErrorNone
+	do.DupMapKey = cbor.DupMapKeyQuiet
+	do.MaxNestedLevels = 32
+	do.MaxMapPairs = 1 << 10
+	if peekMode, err = do.DecMode(); err != nil {
 		panic(err)
 	}
 }
 
-// check verifies the invariants of c that need no signature and no parsing
-// of declarations. Its errors carry no package prefix: callers add one.
-func (c *Contents) check() error {
-	if c.Format != FormatVersion {
-		if c.Format > FormatVersion {
-			return fmt.Errorf("format %d is newer than this reader, which knows only format %d: upgrade the verifier", c.Format, FormatVersion)
-		}
-		return fmt.Errorf("format %d: this reader knows only format %d", c.Format, FormatVersion)
+// decodeCanonical decodes b strictly into v and requires b to be the
+// canonical encoding of v: a signed claim has one encoding, so no relay can
+// change its bytes (and any hash of them) without the signers.
+func decodeCanonical(b []byte, v any) error {
+	if err := decMode.Unmarshal(b, v); err != nil {
+		return err
 	}
-	if c.GraphVersion == 0 {
-		return errors.New("graph version 0: a bundle holds at least its exporter's genesis")
+	again, err := encMode.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("re-encode: %w", err)
 	}
-	if c.GraphVersion > MaxDeclarations {
-		return fmt.Errorf("graph version %d is over the limit of %d declarations (MaxDeclarations)", c.GraphVersion, MaxDeclarations)
-	}
-	if uint64(len(c.Declarations)) != c.GraphVersion {
-		return fmt.Errorf("graph version %d but %d declarations: a bundle carries every declaration of its graph", c.GraphVersion, len(c.Declarations))
-	}
-	if c.ExportedAt < 0 {
-		return fmt.Errorf("exported-at %d is negative", c.ExportedAt)
-	}
-	if c.Exporter.IsZero() {
-		return errors.New("no exporter authority")
+	if !bytes.Equal(again, b) {
+		return errNoCanon
 	}
 	return nil
 }
 
-// exporterGenesis finds and parses the exporter's genesis among the
-// declarations, without checking any signature. It hashes every
-// declaration but parses only one, so that Open can check the seal before
-// it spends a signature check on each declaration.
-func (c *Contents) exporterGenesis() (int, *authority.Signed, error) {
-	for i, raw := range c.Declarations {
-		if authority.IDOf(raw) != c.Exporter {
+// check verifies the invariants of c that need no signature, no proof and
+// no parsing of declarations. Its errors carry no package prefix.
+func (c *Contents) check() error {
+	if c.GraphVersion == 0 {
+		return errors.New("graph version 0: a bundle holds at least one declaration")
+	}
+	if c.GraphVersion > MaxDeclarations {
+		return fmt.Errorf("graph version %d is over the limit of %d declarations (MaxDeclarations)", c.GraphVersion, MaxDeclarations)
+	}
+	if c.BaseVersion >= c.GraphVersion {
+		return fmt.Errorf("base version %d is not below graph version %d: a delta carries at least one declaration", c.BaseVersion, c.GraphVersion)
+	}
+	if n := c.GraphVersion - c.BaseVersion; uint64(len(c.Declarations)) != n {
+		return fmt.Errorf("graph version %d, base version %d, but %d declarations: want %d (versions %d..%d)", c.GraphVersion, c.BaseVersion, len(c.Declarations), n, c.BaseVersion+1, c.GraphVersion)
+	}
+	if len(c.Proofs) != len(c.Declarations) {
+		return fmt.Errorf("%d inclusion proofs for %d declarations: want one each", len(c.Proofs), len(c.Declarations))
+	}
+	for i, p := range c.Proofs {
+		if len(p) > MaxProofHashes {
+			return fmt.Errorf("declaration %d: inclusion proof of %d hashes, over the limit of %d (MaxProofHashes)", c.BaseVersion+uint64(i)+1, len(p), MaxProofHashes)
+		}
+	}
+	if c.ExportedAt < 0 {
+		return fmt.Errorf("exported-at %d is negative", c.ExportedAt)
+	}
+	if c.NotAfter == 0 {
+		return errors.New("not-after is 0: every bundle must have a deadline")
+	}
+	if c.NotAfter <= c.ExportedAt {
+		return fmt.Errorf("not-after %d is not after exported-at %d", c.NotAfter, c.ExportedAt)
+	}
+	if c.Origin == "" || len(c.Origin) > tlog.MaxOriginLen {
+		return fmt.Errorf("origin must be 1 to %d bytes, got %d", tlog.MaxOriginLen, len(c.Origin))
+	}
+	if len(c.Checkpoint) == 0 || len(c.Checkpoint) > tlog.MaxNoteSize {
+		return fmt.Errorf("checkpoint note must be 1 to %d bytes, got %d", tlog.MaxNoteSize, len(c.Checkpoint))
+	}
+	if c.BaseVersion == 0 {
+		if len(c.BaseRoot) != 0 || len(c.Consistency) != 0 {
+			return errors.New("a full bundle (base version 0) carries no base root and no consistency proof")
+		}
+		return nil
+	}
+	if len(c.BaseRoot) != tlog.HashSize {
+		return fmt.Errorf("delta from version %d: base root is %d bytes, want %d", c.BaseVersion, len(c.BaseRoot), tlog.HashSize)
+	}
+	if len(c.Consistency) == 0 || len(c.Consistency) > MaxProofHashes {
+		return fmt.Errorf("delta from version %d: consistency proof of %d hashes, want 1 to %d", c.BaseVersion, len(c.Consistency), MaxProofHashes)
+	}
+	return nil
+}
+
+// Prove fills in c's proofs from ns, the log's node store (chainstore's tree,
+// or a tlog.MemStore): Proofs, one per declaration at size GraphVersion,
+// and for a delta (BaseVersion > 0) BaseRoot and Consistency. It checks
+// every inclusion proof it makes against the root at GraphVersion, so that a
+// node whose declarations and log disagree cannot export them. Set
+// GraphVersion, BaseVersion and Declarations first.
+func (c *Contents) Prove(ns tlog.NodeStore) error {
+	n, m := c.GraphVersion, c.BaseVersion
+	if m >= n || uint64(len(c.Declarations)) != n-m {
+		return fmt.Errorf("bundle: prove: graph version %d, base version %d, %d declarations: want %d", n, m, len(c.Declarations), n-m)
+	}
+	root, err := tlog.RootAt(ns, n)
+	if err != nil {
+		return fmt.Errorf("bundle: prove: %w", err)
+	}
+	proofs := make([][][]byte, len(c.Declarations))
+	for i, d := range c.Declarations {
+		idx := m + uint64(i)
+		if proofs[i], err = tlog.InclusionProof(ns, idx, n); err != nil {
+			return fmt.Errorf("bundle: prove: %w", err)
+		}
+		if err := tlog.VerifyInclusion(d, idx, n, proofs[i], root); err != nil {
+			return fmt.Errorf("bundle: prove: declaration %d is not the log's leaf %d: %w", idx+1, idx, err)
+		}
+	}
+	c.Proofs, c.BaseRoot, c.Consistency = proofs, nil, nil
+	if m > 0 {
+		if c.BaseRoot, err = tlog.RootAt(ns, m); err != nil {
+			return fmt.Errorf("bundle: prove: %w", err)
+		}
+		if c.Consistency, err = tlog.ConsistencyProof(ns, m, n); err != nil {
+			return fmt.Errorf("bundle: prove: %w", err)
+		}
+	}
+	return nil
+}
+
+// Signer is an authority signing a bundle, with one of its root keys.
+type Signer struct {
+	// Name is the authority's name, as in its genesis: the key name of its
+	// checkpoint signatures.
+	Name string
+	ID   authority.ID
+	Key  *authority.PrivateKey
+}
+
+// witness is s as a checkpoint signer.
+func (s Signer) witness() tlog.Witness { return tlog.Witness{Name: s.Name, Key: s.Key.Public()} }
+
+// Build encodes c and signs it with each signer; the first is the exporter,
+// who must have signed c.Checkpoint. It returns the bundle's bytes.
+//
+// It refuses contents that break an invariant of Contents, a checkpoint
+// that is not the exporter's checkpoint of c.Origin at size GraphVersion,
+// duplicate signers, and a signer whose genesis is among c.Declarations but
+// does not declare its name and key. It does not verify the declarations
+// nor the proofs (the exporting node made them from its agreed graph, see
+// Prove; Open checks everything again). Build does not retain c.
+func Build(c Contents, signers ...Signer) ([]byte, error) {
+	if len(signers) == 0 {
+		return nil, errors.New("bundle: build: no signer: a bundle is signed by at least its exporter")
+	}
+	if len(signers) > MaxSigners {
+		return nil, fmt.Errorf("bundle: build: %d signers, over the limit of %d (MaxSigners)", len(signers), MaxSigners)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("bundle: build: %w", err)
+	}
+	for i, s := range signers {
+		if s.Key == nil {
+			return nil, fmt.Errorf("bundle: build: signer %d (%s) has no key", i+1, s.Name)
+		}
+		if slices.ContainsFunc(signers[:i], func(o Signer) bool { return o.ID == s.ID }) {
+			return nil, fmt.Errorf("bundle: build: authority %s (%s) is listed twice: signers must be distinct", s.Name, s.ID.Short())
+		}
+		if err := checkSignerGenesis(c.Declarations, s); err != nil {
+			return nil, fmt.Errorf("bundle: build: %w", err)
+		}
+	}
+	ex := signers[0]
+	cp, _, err := tlog.OpenCheckpoint(c.Checkpoint, []tlog.Witness{ex.witness()})
+	if err != nil {
+		return nil, fmt.Errorf("bundle: build: the checkpoint must be signed by the exporter %s: %w", ex.Name, err)
+	}
+	if cp.Size != c.GraphVersion || cp.Origin != c.Origin {
+		return nil, fmt.Errorf("bundle: build: checkpoint is %s@%d, want the checkpoint of %s at size %d (the graph version)", cp.Origin, cp.Size, c.Origin, c.GraphVersion)
+	}
+	p, err := encMode.Marshal(&payload{Format: FormatVersion, Contents: c})
+	if err != nil {
+		return nil, fmt.Errorf("bundle: build: encode: %w", err)
+	}
+	o := outer{Payload: p}
+	for _, s := range signers {
+		sig, err := sign(p, s)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: build: %w", err)
+		}
+		o.Signatures = append(o.Signatures, sig)
+	}
+	return encodeOuter(&o)
+}
+
+// checkSignerGenesis checks s against its genesis if it is among decls.
+func checkSignerGenesis(decls [][]byte, s Signer) error {
+	for _, raw := range decls {
+		if authority.IDOf(raw) != s.ID {
 			continue
 		}
-		s, err := authority.Parse(raw)
-		if err != nil {
-			return i, nil, fmt.Errorf("%s: %w", declName(i, len(c.Declarations), c.Exporter, nil), err)
+		g, err := authority.Parse(raw)
+		if err != nil || g.Decl.Kind != authority.KindGenesis {
+			return fmt.Errorf("signer %s: declaration %s is not a genesis", s.Name, s.ID.Short())
 		}
-		if s.Decl.Kind != authority.KindGenesis {
-			return i, nil, fmt.Errorf("exporter %s is %s, not a genesis", c.Exporter.Short(), declName(i, len(c.Declarations), s.ID, s))
+		if g.Decl.Genesis.Name != s.Name {
+			return fmt.Errorf("signer %s: authority %s is named %q in its genesis", s.Name, s.ID.Short(), g.Decl.Genesis.Name)
 		}
-		return i, s, nil
+		kid := s.Key.Public().KeyID()
+		if !slices.ContainsFunc(g.Decl.Genesis.RootKeys, func(k authority.PublicKey) bool { return bytes.Equal(k.KeyID(), kid) }) {
+			return fmt.Errorf("signer %s: key %x is not a root key of authority %s", s.Name, kid, s.ID.Short())
+		}
+		return nil
 	}
-	return -1, nil, fmt.Errorf("exporter %s is not an authority in the bundle's graph: none of its %d declarations is that genesis", c.Exporter.Short(), len(c.Declarations))
+	return nil // a delta's signer may be in its base: Open checks
 }
 
-// declName names declaration i (0-based) as error messages do: by its
-// 1-based graph version, its kind when known, and its short ID.
-func declName(i, n int, id authority.ID, s *authority.Signed) string {
-	if s == nil {
-		return fmt.Sprintf("declaration %d of %d (%s)", i+1, n, id.Short())
+// sign makes s's signature envelope over payload p.
+func sign(p []byte, s Signer) ([]byte, error) {
+	st, err := encMode.Marshal(&statement{Context: sigContext, Digest: sha256.Sum256(p), Signer: s.ID})
+	if err != nil {
+		return nil, fmt.Errorf("encode signed statement: %w", err)
 	}
-	return fmt.Sprintf("declaration %d of %d (%v %s)", i+1, n, s.Decl.Kind, id.Short())
+	sig, err := authority.Seal(st, s.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signer %s: %w", s.Name, err)
+	}
+	return sig, nil
 }
 
-// Export seals c with k, a root key of c.Exporter, and returns the bundle's
-// bytes. It sets c.Format to FormatVersion.
-//
-// It refuses contents that break an invariant of Contents (in particular
-// len(Declarations) != GraphVersion), whose exporter genesis is missing from
-// the declarations, or whose exporter did not declare k; it does not verify
-// the declarations themselves: the exporting node passes its agreed graph,
-// which it verified when it accepted each declaration, and Open checks
-// everything again. Export does not retain c.Declarations.
-func Export(c Contents, k *authority.PrivateKey) ([]byte, error) {
-	c.Format = FormatVersion
-	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("bundle: export: %w", err)
-	}
-	_, gen, err := c.exporterGenesis()
+func encodeOuter(o *outer) ([]byte, error) {
+	b, err := encMode.Marshal(o)
 	if err != nil {
-		return nil, fmt.Errorf("bundle: export: %w", err)
-	}
-	kid := k.Public().KeyID()
-	if !slices.ContainsFunc(gen.Decl.Genesis.RootKeys, func(p authority.PublicKey) bool { return bytes.Equal(p.KeyID(), kid) }) {
-		return nil, fmt.Errorf("bundle: export: key %x is not a root key of exporter %s (%s): seal with one of its root keys", kid, gen.Decl.Genesis.Name, c.Exporter.Short())
-	}
-	payload, err := encMode.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: export: encode: %w", err)
-	}
-	b, err := authority.Seal(payload, k)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: export: %w", err)
+		return nil, fmt.Errorf("bundle: encode: %w", err)
 	}
 	if len(b) > MaxBundleSize {
-		return nil, fmt.Errorf("bundle: export: bundle is %d bytes, over the %d-byte limit (MaxBundleSize)", len(b), MaxBundleSize)
+		return nil, fmt.Errorf("bundle: bundle is %d bytes, over the %d-byte limit (MaxBundleSize): export a delta instead", len(b), MaxBundleSize)
 	}
 	return b, nil
 }
 
-// Bundle is an opened bundle: its contents and the graph rebuilt from them.
+// Cosign adds s's signature to a bundle, keeping the others: another member
+// authority vouches for the same payload. Its checkpoint signatures cannot
+// be added this way (they are inside the payload); sign them before Build.
 //
-// A Bundle is immutable once Open returns it, so Verify and Age may be
-// called from any number of goroutines at once. Callers must not modify
-// Graph (nor Apply to it) or the contents.
-type Bundle struct {
-	Contents
-	// Graph is rebuilt by applying every declaration in order, each
-	// verified. Invariant: Graph.Version() == GraphVersion.
-	Graph *authority.Graph
-	// Exporter is the exporting authority as the graph knows it. It shadows
-	// Contents.Exporter, the exporter's ID (also Exporter.ID).
-	Exporter *authority.AuthorityInfo
-}
-
-// OpenOptions configures Open.
-type OpenOptions struct {
-	// Trust, if non-empty, lists the authorities whose bundles this site
-	// accepts; the exporter must be one of them. Empty means any exporter
-	// whose seal verifies: the graph is still checked end to end, but then
-	// anyone can make a bundle that opens.
-	Trust []authority.ID
-}
-
-// Open parses and checks a bundle, and rebuilds its graph. It checks
-// everything before trusting anything, cheapest first, so that a forged or
-// damaged bundle costs little: the seal parses (at most MaxBundleSize
-// bytes); the payload decodes strictly and is canonical; Format is
-// FormatVersion and len(Declarations) == GraphVersion; if opts.Trust is
-// set, the exporter named is in it; the exporter's genesis is among the
-// declarations and the seal verifies with its root keys; then every
-// declaration is parsed and applied to a fresh graph with Graph.Apply, so
-// every signature and chain link is checked, and the first failure is
-// reported with its 1-based index (its graph version) and ID.
-//
-// Every refusal wraps ErrInvalid with what was wrong and where, e.g.
-// "bundle: invalid bundle: declaration 17 of 40 (rule 3fa2b1c4d5e6):
-// authority: bad signature: ...". Errors of authority are wrapped too, so
-// errors.Is(err, authority.ErrConflict) and the like work.
-//
-// Open does not retain b: the declarations in the result are copies. Its
-// cost is one signature check per declaration (about 55 µs each for
-// Ed25519), plus decoding.
-func Open(b []byte, opts OpenOptions) (*Bundle, error) {
-	sealed, err := authority.ParseSealed(b, MaxBundleSize)
+// WARNING: Cosign checks the structure only, not the existing signatures
+// nor the contents: a cosigner first opens the bundle with Open, then
+// cosigns what it verified.
+func Cosign(b []byte, s Signer) ([]byte, error) {
+	if s.Key == nil {
+		return nil, fmt.Errorf("bundle: cosign: signer %s has no key", s.Name)
+	}
+	o, err := decodeOuter(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: seal: %w", ErrInvalid, err)
+		return nil, fmt.Errorf("bundle: cosign: %w", err)
 	}
-	var c Contents
-	if err := decMode.Unmarshal(sealed.Payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: payload: %w", ErrInvalid, err)
+	if len(o.Signatures) >= MaxSigners {
+		return nil, fmt.Errorf("bundle: cosign: the bundle already has %d signatures, the most it may carry (MaxSigners)", len(o.Signatures))
 	}
-	again, err := encMode.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload: re-encode: %w", ErrInvalid, err)
+	if _, err := decodePayload(o.Payload); err != nil {
+		return nil, fmt.Errorf("bundle: cosign: %w", err)
 	}
-	if !bytes.Equal(again, sealed.Payload) {
-		return nil, fmt.Errorf("%w: payload is not in Core Deterministic CBOR encoding", ErrInvalid)
-	}
-	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	// The exporter named is only a claim until the seal verifies, but a
-	// claim outside Trust can be refused at once: no seal would help it.
-	if len(opts.Trust) > 0 && !slices.Contains(opts.Trust, c.Exporter) {
-		return nil, fmt.Errorf("%w: exporter %s is not one of the %d authorities this site trusts", ErrInvalid, c.Exporter.Short(), len(opts.Trust))
-	}
-	// Check the seal before the declarations: the genesis binds the
-	// exporter's ID to its root keys (the ID is the genesis's hash), so one
-	// signature check here spares a forged bundle GraphVersion of them.
-	_, gen, err := c.exporterGenesis()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if err := sealed.VerifyWith(gen.Decl.Genesis.RootKeys); err != nil {
-		return nil, fmt.Errorf("%w: seal does not verify with the root keys of exporter %s (%s): %w", ErrInvalid, gen.Decl.Genesis.Name, c.Exporter.Short(), err)
-	}
-	g := authority.NewGraph()
-	n := len(c.Declarations)
-	for i, raw := range c.Declarations {
-		s, err := authority.Parse(raw)
+	for i, raw := range o.Signatures {
+		st, _, err := parseSignature(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, declName(i, n, authority.IDOf(raw), nil), err)
+			return nil, fmt.Errorf("bundle: cosign: signature %d: %w", i+1, err)
 		}
-		if err := g.Apply(s); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, declName(i, n, s.ID, s), err)
+		if st.Signer == s.ID {
+			return nil, fmt.Errorf("bundle: cosign: authority %s (%s) already signed the bundle", s.Name, s.ID.Short())
 		}
 	}
-	// Apply adds exactly one declaration per success and the exporter's
-	// genesis was among them, so these hold; checked because a bundle whose
-	// graph disagreed with its own header must never open.
-	if g.Version() != c.GraphVersion {
-		return nil, fmt.Errorf("%w: rebuilt graph has version %d, the bundle says %d", ErrInvalid, g.Version(), c.GraphVersion)
+	sig, err := sign(o.Payload, s)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: cosign: %w", err)
 	}
-	ex, ok := g.Authority(c.Exporter)
-	if !ok {
-		return nil, fmt.Errorf("%w: exporter %s is not an authority in the rebuilt graph", ErrInvalid, c.Exporter.Short())
-	}
-	return &Bundle{Contents: c, Graph: g, Exporter: ex}, nil
+	o.Signatures = append(o.Signatures, sig)
+	return encodeOuter(o)
 }
 
-// exportedAt is ExportedAt as a time.
-func (b *Bundle) exportedAt() time.Time { return time.UnixMilli(b.ExportedAt) }
-
-// Verify decides req offline, judged at time at, against the bundle's graph.
-// The decision's GraphVersion is the bundle's and its GraphAgeMS is how long
-// after the export at is (zero if at is before it).
-func (b *Bundle) Verify(req authority.Request, at time.Time) authority.Decision {
-	return authority.Verify(b.Graph, req, authority.WithTime(at), authority.WithGraphAsOf(b.exportedAt()))
+// decodeOuter parses the outer structure strictly. Errors are unprefixed.
+func decodeOuter(b []byte) (*outer, error) {
+	if len(b) > MaxBundleSize {
+		return nil, fmt.Errorf("%d bytes, over the %d-byte limit (MaxBundleSize)", len(b), MaxBundleSize)
+	}
+	// Format 1 was one COSE_Sign1 envelope (CBOR tag 18), like a
+	// declaration: say which, rather than that a map was expected.
+	if len(b) > 0 && b[0] == 0xd2 {
+		if s, err := authority.Parse(b); err == nil {
+			return nil, fmt.Errorf("this is a %v declaration envelope, not a bundle", s.Decl.Kind)
+		}
+		return nil, fmt.Errorf("this is a format 1 bundle (a single COSE_Sign1 envelope); this reader knows only format %d: export it again with a current node", FormatVersion)
+	}
+	keys, err := checkCanonical(b)
+	if err != nil {
+		return nil, fmt.Errorf("outer structure {1: payload, 2: [signatures]}: %w", err)
+	}
+	if !slices.Equal(keys, []uint64{1, 2}) {
+		return nil, fmt.Errorf("outer structure {1: payload, 2: [signatures]}: map has keys %v", keys)
+	}
+	var o outer
+	if err := decMode.Unmarshal(b, &o); err != nil {
+		return nil, fmt.Errorf("outer structure {1: payload, 2: [signatures]}: %w", err)
+	}
+	if len(o.Signatures) == 0 {
+		return nil, errors.New("no signature")
+	}
+	if len(o.Signatures) > MaxSigners {
+		return nil, fmt.Errorf("%d signatures, over the limit of %d (MaxSigners)", len(o.Signatures), MaxSigners)
+	}
+	return &o, nil
 }
 
-// Age returns how old the bundle's graph is at time at: the time since the
-// export, or zero if at is before it (a clock behind the exporter's), as the
-// decision's GraphAgeMS reports it.
-func (b *Bundle) Age(at time.Time) time.Duration {
-	d := at.Sub(b.exportedAt())
-	if d < 0 {
-		return 0
+// Keys of a full bundle's payload, and of a delta's.
+var (
+	fullKeys  = []uint64{1, 2, 3, 4, 5, 6, 7, 8}
+	deltaKeys = []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+)
+
+// decodePayload decodes a payload strictly: the format first, read
+// leniently (a payload of another format is named as such, not as a
+// decoding error of this one), then the canonical form, the fields, the
+// invariants of Contents and which keys are present. Errors are unprefixed.
+func decodePayload(p []byte) (*Contents, error) {
+	var f formatOnly
+	if err := peekMode.Unmarshal(p, &f); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
 	}
-	return d
+	if f.Format != FormatVersion {
+		if f.Format > FormatVersion {
+			return nil, fmt.Errorf("format %d is newer than this reader, which knows only format %d: upgrade the verifier", f.Format, FormatVersion)
+		}
+		return nil, fmt.Errorf("format %d: this reader knows only format %d", f.Format, FormatVersion)
+	}
+	keys, err := checkCanonical(p)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	var pl payload
+	if err := decMode.Unmarshal(p, &pl); err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	if err := pl.check(); err != nil {
+		return nil, err
+	}
+	// Canonical form omits the delta fields of a full bundle (and check
+	// makes sure a delta's are not empty): any other set of keys is another
+	// encoding, or a missing field that decoded as zero.
+	want := fullKeys
+	if pl.BaseVersion > 0 {
+		want = deltaKeys
+	}
+	if !slices.Equal(keys, want) {
+		return nil, fmt.Errorf("payload: has keys %v, want %v", keys, want)
+	}
+	return &pl.Contents, nil
+}
+
+// parseSignature parses a signature envelope and its statement, without
+// checking the signature. Errors are unprefixed.
+func parseSignature(raw []byte) (*statement, *authority.Sealed, error) {
+	sealed, err := authority.ParseSealed(raw, MaxSignatureSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	var st statement
+	if err := decodeCanonical(sealed.Payload, &st); err != nil {
+		return nil, nil, fmt.Errorf("signed statement: %w", err)
+	}
+	if st.Context != sigContext {
+		return nil, nil, fmt.Errorf("signed statement is about %q, not %q", abbrev(st.Context), sigContext)
+	}
+	if st.Signer.IsZero() {
+		return nil, nil, errors.New("signed statement names no authority")
+	}
+	return &st, sealed, nil
+}
+
+// abbrev shortens untrusted text quoted in an error.
+func abbrev(s string) string {
+	if len(s) > 48 {
+		return s[:45] + "..."
+	}
+	return s
 }

@@ -6,13 +6,13 @@ import (
 	"os"
 )
 
-// Load reads the bundle file at path and opens it with Open. It is the one
-// function of this package that does I/O, kept in its own file so that the
-// core stays a function of bytes.
+// ReadFile reads the bundle file at path, at most MaxBundleSize bytes. It
+// and Load are this package's file reading, kept apart so that the core
+// stays a function of bytes.
 //
 // A file over MaxBundleSize is refused with ErrInvalid without reading it
 // all; a file that cannot be read is an error that does not wrap ErrInvalid.
-func Load(path string, opts OpenOptions) (*Bundle, error) {
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: load: %w", err)
@@ -30,7 +30,16 @@ func Load(path string, opts OpenOptions) (*Bundle, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("%w: %s is over the %d-byte limit (MaxBundleSize)", ErrInvalid, path, MaxBundleSize)
 	}
-	bd, err := Open(b, opts)
+	return b, nil
+}
+
+// Load reads the full bundle file at path and opens it with Open.
+func Load(path string, p Policy) (*Bundle, error) {
+	b, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	bd, err := Open(b, p)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: load %s: %w", path, err)
 	}

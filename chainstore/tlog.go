@@ -181,3 +181,20 @@ func (s *Store) checkSize(size uint64) error {
 	}
 	return nil
 }
+
+// LogNodes returns the log's stored subtree hashes as a tlog.NodeStore, for
+// building proofs outside the store (bundles). Each call reads in its own
+// transaction; stored nodes never change, so calls see one tree.
+func (s *Store) LogNodes() tlog.NodeStore { return storeNodes{s} }
+
+type storeNodes struct{ s *Store }
+
+func (n storeNodes) GetNodes(ids []compact.NodeID) ([][]byte, error) {
+	var out [][]byte
+	err := n.s.view(func(txn *badger.Txn) error {
+		var err error
+		out, err = txnNodes{txn}.GetNodes(ids)
+		return err
+	})
+	return out, err
+}

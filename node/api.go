@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 //	GET  /v1/graph               the agreed graph: authorities, rules, revocations                           open
 //	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head                               open
 //	GET  /v1/declarations/{id}   one agreed declaration's envelope                                           open
-//	GET  /v1/bundle              a signed offline bundle of the agreed graph                                 open
+//	GET  /v1/bundle              a signed offline bundle (?max_age=DUR&cosign=A,B&base=VERSION)              open
 //	GET  /v1/audit/checkpoint    the signed checkpoint of this replica's transparency log                    open
 //	GET  /v1/audit/prove/{id}    inclusion proof of an agreed declaration (?size=N, default current)         open
 //	GET  /v1/audit/consistency   consistency proof (?old=M&new=N, new defaults to current)                    open
@@ -378,8 +379,31 @@ func (n *Node) handleDeclaration(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(env)
 }
 
+// handleBundle exports a bundle. Query: max_age (a Go duration), cosign
+// (comma-separated authority names or IDs), base (a graph version: a delta).
 func (n *Node) handleBundle(w http.ResponseWriter, r *http.Request) {
-	b, err := n.ExportBundle()
+	var o ExportOptions
+	q := r.URL.Query()
+	if v := q.Get("max_age"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"bundle: max_age: " + err.Error()})
+			return
+		}
+		o.MaxAge = d
+	}
+	if v := q.Get("cosign"); v != "" {
+		o.Cosign = strings.Split(v, ",")
+	}
+	if v := q.Get("base"); v != "" {
+		b, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"bundle: base: want a graph version: " + err.Error()})
+			return
+		}
+		o.BaseVersion = b
+	}
+	b, err := n.ExportBundle(r.Context(), o)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return

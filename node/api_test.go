@@ -415,7 +415,7 @@ func TestSingleNodeAPI(t *testing.T) {
 	})
 
 	t.Run("bundle", func(t *testing.T) {
-		b, err := c.Bundle(ctx)
+		b, err := c.Bundle(ctx, ExportOptions{})
 		if err != nil || len(b) == 0 {
 			t.Fatalf("bundle: %d bytes, %v", len(b), err)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fednode/fednode/authority"
@@ -171,9 +172,23 @@ func (c *Client) WaitAgreed(ctx context.Context, id authority.ID) error {
 }
 
 // Bundle fetches a signed bundle of the agreed graph.
-func (c *Client) Bundle(ctx context.Context) ([]byte, error) {
+func (c *Client) Bundle(ctx context.Context, o ExportOptions) ([]byte, error) {
+	q := url.Values{}
+	if o.MaxAge != 0 {
+		q.Set("max_age", o.MaxAge.String())
+	}
+	if len(o.Cosign) > 0 {
+		q.Set("cosign", strings.Join(o.Cosign, ","))
+	}
+	if o.BaseVersion != 0 {
+		q.Set("base", strconv.FormatUint(o.BaseVersion, 10))
+	}
+	path := "/v1/bundle"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var b []byte
-	err := c.do(ctx, http.MethodGet, "/v1/bundle", nil, "", &b)
+	err := c.do(ctx, http.MethodGet, path, nil, "", &b)
 	return b, err
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/fednode/fednode/authority"
-	"github.com/fednode/fednode/bundle"
 	"github.com/fednode/fednode/chainstore"
 	"github.com/fednode/fednode/consensus"
 	"github.com/fednode/fednode/gossip"
@@ -656,47 +655,12 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 	asOf := n.graphAsOf()
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
-		ov := overlay{View: v, prov: n.prov}
-		tid, err := authority.ResolveAuthority(ov, target)
-		if err != nil {
-			d = authority.Verify(ov, authority.Request{Credential: cred, Target: authority.ID{}, Resource: resource, Action: action},
-				authority.WithTime(at), authority.WithGraphAsOf(asOf))
-			if d.Reason != authority.ReasonMalformed && d.Reason != authority.ReasonBadSignature && d.Reason != authority.ReasonUnknownAuthority {
-				d.Allow, d.Outcome, d.Reason = false, "deny", authority.ReasonUnknownAuthority
-				d.Message = fmt.Sprintf("target %q: %v", target, err)
-			}
-			return
-		}
-		d = authority.Verify(ov, authority.Request{Credential: cred, Target: tid, Resource: resource, Action: action},
+		d = authority.VerifyNamed(overlay{View: v, prov: n.prov},
+			authority.Request{Credential: cred, Resource: resource, Action: action}, target,
 			authority.WithTime(at), authority.WithGraphAsOf(asOf))
 	})
 	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
 	return d
-}
-
-// ExportBundle signs the agreed graph at its current version for offline use.
-func (n *Node) ExportBundle() ([]byte, error) {
-	if ev := n.SplitView(); ev != nil {
-		return nil, fmt.Errorf("%w: this node has evidence of two roots for one log size; an operator must investigate before it exports bundles (see status)", ErrSplitView)
-	}
-	version := n.store.Version()
-	if !n.store.Has(n.home.Authority) {
-		return nil, fmt.Errorf("node: bundle: this node's authority %s is not in the agreed graph yet (has the node joined?)", n.home.Authority.Short())
-	}
-	envs := make([][]byte, 0, version)
-	err := n.store.Declarations(0, version, func(_ uint64, env []byte) error {
-		envs = append(envs, append([]byte(nil), env...))
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return bundle.Export(bundle.Contents{
-		GraphVersion: version,
-		ExportedAt:   n.now().UnixMilli(),
-		Exporter:     n.home.Authority,
-		Declarations: envs,
-	}, n.home.Root)
 }
 
 // Head is an authority's next chain position as this node sees it: the

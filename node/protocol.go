@@ -66,13 +66,18 @@ var frameDec, _ = cbor.DecOptions{
 	TagsMd:           cbor.TagsForbidden,
 }.DecMode()
 
-func writeFrame(w io.Writer, v any) error {
+func writeFrame(w io.Writer, v any) error { return writeFrameMax(w, v, maxFrame) }
+
+func readFrame(r io.Reader, v any) error { return readFrameMax(r, v, maxFrame) }
+
+// writeFrameMax writes one frame of at most limit bytes.
+func writeFrameMax(w io.Writer, v any, limit int) error {
 	b, err := cbor.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if len(b) > maxFrame {
-		return fmt.Errorf("node: message of %d bytes is over the %d-byte limit", len(b), maxFrame)
+	if len(b) > limit {
+		return fmt.Errorf("node: message of %d bytes is over the %d-byte limit", len(b), limit)
 	}
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
@@ -83,17 +88,18 @@ func writeFrame(w io.Writer, v any) error {
 	return err
 }
 
-func readFrame(r io.Reader, v any) error {
+// readFrameMax reads one frame of at most limit bytes.
+func readFrameMax(r io.Reader, v any, limit int) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxFrame {
-		return fmt.Errorf("node: peer sent a %d-byte message, over the %d-byte limit", n, maxFrame)
+	if uint64(n) > uint64(limit) {
+		return fmt.Errorf("node: peer sent a %d-byte message, over the %d-byte limit", n, limit)
 	}
 	// Read what arrives rather than allocate the announced length up front:
-	// a 4-byte header must not cost maxFrame bytes of memory.
+	// a 4-byte header must not cost the limit in memory.
 	b, err := io.ReadAll(io.LimitReader(r, int64(n)))
 	if err != nil {
 		return err
@@ -161,6 +167,9 @@ func (n *Node) serveProtocols() error {
 		return err
 	}
 	if err := n.serve(ProtoJoin, n.handleJoin); err != nil {
+		return err
+	}
+	if err := n.serve(ProtoCosign, n.handleCosign); err != nil {
 		return err
 	}
 	return n.serve(ProtoPeers, n.handlePeers)
@@ -331,6 +340,7 @@ func (n *Node) joinLoop(addrs []string) {
 			n.mergeBook(resp.Peers)
 			_ = n.store.SavePeer(peer, n.host.PeerAddrs(peer))
 			n.log.Info("joined the consortium's Raft cluster", "via", peer, "leader", resp.Leader)
+			n.refreshDirectory(0)
 			return
 		}
 		if time.Now().After(deadline) {
@@ -373,29 +383,35 @@ func (n *Node) directoryLoop() {
 			return
 		case <-t.C:
 		}
-		connected := n.host.ConnectedPeers()
-		if len(connected) > 0 {
-			peer := connected[round%len(connected)]
-			var resp peersResponse
-			if err := n.call(n.ctx, peer, ProtoPeers, struct{}{}, &resp); err == nil {
-				n.mergeBook(resp.Peers)
-			}
+		n.refreshDirectory(round)
+	}
+}
+
+// refreshDirectory merges one connected peer's address book (round picks
+// which) and dials every Raft server this node is not connected to.
+func (n *Node) refreshDirectory(round int) {
+	connected := n.host.ConnectedPeers()
+	if len(connected) > 0 {
+		peer := connected[round%len(connected)]
+		var resp peersResponse
+		if err := n.call(n.ctx, peer, ProtoPeers, struct{}{}, &resp); err == nil {
+			n.mergeBook(resp.Peers)
 		}
-		servers, err := n.raft.Servers()
-		if err != nil {
+	}
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return
+	}
+	for _, s := range servers {
+		if s.ID == n.host.PeerID() || slices.Contains(connected, s.ID) {
 			continue
 		}
-		for _, s := range servers {
-			if s.ID == n.host.PeerID() || slices.Contains(connected, s.ID) {
-				continue
-			}
-			for _, addr := range n.host.PeerAddrs(s.ID) {
-				ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
-				_, err := n.host.Connect(ctx, addr)
-				cancel()
-				if err == nil {
-					break
-				}
+		for _, addr := range n.host.PeerAddrs(s.ID) {
+			ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+			_, err := n.host.Connect(ctx, addr)
+			cancel()
+			if err == nil {
+				break
 			}
 		}
 	}

@@ -60,7 +60,7 @@ func TestWitnessing(t *testing.T) {
 	}
 	for _, n := range []*Node{nodes[0], nodes[2]} {
 		waitFor(t, waitAgreed, describe(n)+" sees the split view", func() bool { return n.SplitView() != nil })
-		if _, err := n.ExportBundle(); !errors.Is(err, ErrSplitView) {
+		if _, err := n.ExportBundle(context.Background(), ExportOptions{}); !errors.Is(err, ErrSplitView) {
 			t.Fatalf("%s exported a bundle despite a split view: %v", describe(n), err)
 		}
 		if st := n.Status(); st.SplitView == nil || st.SplitView.Theirs != string(forged) {

@@ -83,7 +83,10 @@ type runner struct {
 	creds   map[string]*authority.Signed
 	rules   map[string]authority.ID
 	bundles map[string][]byte
-	narr    map[int][]string // narration lines ("## ...") shown before the step at that line
+	// seen is the edge site's memory: the newest graph version it has
+	// decided from, per log origin.
+	seen map[string]uint64
+	narr map[int][]string // narration lines ("## ...") shown before the step at that line
 	// declared lists what the scenario has submitted, so a bundle can wait
 	// until its node has agreed all of it.
 	declared []authority.ID
@@ -100,7 +103,7 @@ func Run(ctx context.Context, sc *Scenario, src []byte, o RunOptions) (*Result, 
 	}
 	r := &runner{
 		sc: sc, mesh: mesh, out: o.Out, clock: mesh.clock,
-		creds: map[string]*authority.Signed{}, rules: map[string]authority.ID{}, bundles: map[string][]byte{},
+		creds: map[string]*authority.Signed{}, rules: map[string]authority.ID{}, bundles: map[string][]byte{}, seen: map[string]uint64{},
 		narr: narration(src, sc), res: Result{OK: true, Steps: []StepResult{}},
 	}
 	if r.out == nil {
@@ -381,17 +384,21 @@ func (r *runner) step(ctx context.Context, s Step) {
 				time.Sleep(pollInterval)
 			}
 		}
-		b, err := n.ExportBundle()
+		b, err := n.ExportBundle(ctx, node.ExportOptions{MaxAge: c.MaxAge, Cosign: c.Cosign})
 		if err != nil {
 			r.fail(s, c.From, "%v", err)
 			return
 		}
 		r.bundles[c.Name] = b
 		r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.From, Got: fmt.Sprintf("graph version %d, %d bytes", n.GraphVersion(), len(b))})
-		r.printf("  ✓ bundle %q exported by %s: graph version %d, %d bytes, signed by %s\n", c.Name, c.From, n.GraphVersion(), len(b), c.From)
+		signers := append([]string{c.From}, c.Cosign...)
+		r.printf("  ✓ bundle %q exported by %s: graph version %d, %d bytes, signed by %s\n", c.Name, c.From, n.GraphVersion(), len(b), strings.Join(signers, ", "))
 
 	case *ExpectOfflineCmd:
 		r.expectOffline(s, c)
+
+	case *ExpectCheckpointEqualCmd:
+		r.expectCheckpointEqual(ctx, s, c)
 
 	case *KillCmd:
 		if err := r.mesh.Kill(c.Node); err != nil {
@@ -530,23 +537,25 @@ func withinText(d time.Duration) string {
 	return " (within " + d.String() + ")"
 }
 
+// expectOffline decides from a bundle alone, as an edge site does. The
+// scenario is one site: it remembers the newest graph version it has seen
+// per log, so an older bundle after a newer one is a rollback.
 func (r *runner) expectOffline(s Step, c *ExpectOfflineCmd) {
 	start := time.Now()
 	cred := r.creds[c.Cred]
 	raw := r.bundles[c.Bundle]
-	b, err := bundle.Open(raw, bundle.OpenOptions{})
+	b, err := bundle.Open(raw, bundle.Policy{})
 	if err != nil {
 		r.fail(s, "", "bundle %q: %v", c.Bundle, err)
 		return
 	}
 	at := r.clock()
-	var d authority.Decision
-	tid, err := authority.ResolveAuthority(b.Graph, c.At)
-	if err != nil {
-		d = authority.Decision{Outcome: "deny", Reason: authority.ReasonUnknownAuthority, Message: err.Error()}
-	} else {
-		d = b.Verify(authority.Request{Credential: cred.Raw, Target: tid, Resource: c.Resource, Action: c.Action}, at)
+	if !c.AtTime.IsZero() {
+		at = c.AtTime
 	}
+	opts := bundle.VerifyOptions{AllowStale: c.AllowStale, LastSeen: r.seen[b.Origin]}
+	r.seen[b.Origin] = max(r.seen[b.Origin], b.GraphVersion)
+	d := b.Decide(authority.Request{Credential: cred.Raw, Resource: c.Resource, Action: c.Action}, c.At, at, opts)
 	ok := matches(d, c.Allow, c.Reason)
 	res := StepResult{Line: s.Line, Op: s.Op, OK: ok, Want: want(c.Allow, c.Reason), Got: d.Outcome, Reason: string(d.Reason),
 		Node: "bundle:" + c.Bundle, ElapsedMS: time.Since(start).Milliseconds()}
@@ -559,8 +568,44 @@ func (r *runner) expectOffline(s Step, c *ExpectOfflineCmd) {
 		mark = "✗"
 	}
 	r.printf("  %s offline from bundle %q: %s %s at %s: %s %s, graph v%d, %s old  (no network, no node)\n", mark, c.Bundle, c.Cred, c.Action, c.At, d.Outcome, d.Reason, d.GraphVersion, time.Duration(d.GraphAgeMS)*time.Millisecond)
-	if !ok {
+	if !ok || d.Reason == authority.ReasonStaleBundle || d.Reason == authority.ReasonRollback {
 		r.printf("        %s\n", d.Message)
+	}
+}
+
+// expectCheckpointEqual checks that every live node reports the same
+// checkpoint size and root.
+func (r *runner) expectCheckpointEqual(ctx context.Context, s Step, c *ExpectCheckpointEqualCmd) {
+	start := time.Now()
+	deadline := start.Add(c.Within)
+	var got string
+	for {
+		names, nodes := r.mesh.Live()
+		seen := map[string][]string{}
+		for i, n := range nodes {
+			cp, err := n.Checkpoint()
+			key := "none"
+			if err == nil {
+				key = fmt.Sprintf("%d:%x", cp.Size, cp.Root[:8])
+			}
+			seen[key] = append(seen[key], names[i])
+		}
+		if len(seen) == 1 {
+			for k := range seen {
+				got = k
+			}
+			r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Want: "one checkpoint", Got: got, ElapsedMS: time.Since(start).Milliseconds()})
+			r.printf("  ✓ every node reports checkpoint size:root %s  (%d ms)\n", got, time.Since(start).Milliseconds())
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			got = fmt.Sprint(seen)
+			r.record(StepResult{Line: s.Line, Op: s.Op, Want: "one checkpoint", Got: got, ElapsedMS: time.Since(start).Milliseconds(),
+				Message: "nodes disagree: " + got})
+			r.printf("  ✗ nodes report different checkpoints: %s\n", got)
+			return
+		}
+		time.Sleep(pollInterval)
 	}
 }
 

@@ -124,9 +124,19 @@ type ExpectCmd struct {
 	Within             time.Duration // 0 = check once. Invariant: >= 0.
 }
 
-// BundleCmd is `bundle NAME from=NODE`: export a signed bundle.
+// BundleCmd is `bundle NAME from=NODE [max-age=DUR] [cosign=A,B]`: export
+// a signed bundle, fresh for max-age (0: the node's default), cosigned by
+// the named authorities' nodes.
 type BundleCmd struct {
 	Name, From string
+	MaxAge     time.Duration
+	Cosign     []string
+}
+
+// ExpectCheckpointEqualCmd is `expect-checkpoint-equal [within=DUR]`: every
+// live node reports the same transparency-log checkpoint (size and root).
+type ExpectCheckpointEqualCmd struct {
+	Within time.Duration // 0 = check once. Invariant: >= 0.
 }
 
 // ExpectOfflineCmd is `expect-offline allow|deny CRED bundle=NAME at=AUTH
@@ -136,6 +146,12 @@ type ExpectOfflineCmd struct {
 	Cred, Bundle, At, Resource string
 	Action                     string
 	Reason                     string // "" = any reason
+	// AtTime is the time to judge at; zero: now. Offline, time passes too:
+	// a bundle past its deadline is stale.
+	AtTime time.Time
+	// AllowStale lets the site decide from a bundle this long past its
+	// deadline (the operator's explicit choice); 0: fail closed.
+	AllowStale time.Duration
 }
 
 // KillCmd is `kill NODE`.
@@ -377,11 +393,16 @@ var opTable = []*opSpec{
 		},
 	},
 	{
-		op:   "bundle",
-		pos:  []posSpec{{label: "NAME", parse: nameValue, defines: symBundle}},
-		keys: []keySpec{{name: "from", meta: "NODE", required: true, parse: nameValue, ref: refAuthority}},
+		op:  "bundle",
+		pos: []posSpec{{label: "NAME", parse: nameValue, defines: symBundle}},
+		keys: []keySpec{
+			{name: "from", meta: "NODE", required: true, parse: nameValue, ref: refAuthority},
+			{name: "max-age", meta: "DUR", parse: positiveDuration},
+			{name: "cosign", meta: "A,B", parse: namesValue},
+		},
 		build: func(a *stepArgs) (any, error) {
-			return &BundleCmd{Name: posVal[string](a, 0), From: keyVal[string](a, "from")}, nil
+			return &BundleCmd{Name: posVal[string](a, 0), From: keyVal[string](a, "from"),
+				MaxAge: keyVal[time.Duration](a, "max-age"), Cosign: keyVal[[]string](a, "cosign")}, nil
 		},
 	},
 	{
@@ -396,14 +417,24 @@ var opTable = []*opSpec{
 			{name: "resource", meta: "R", required: true, parse: textValue},
 			{name: "action", meta: "A", required: true, parse: nameValue},
 			{name: "reason", meta: "CODE", parse: nameValue},
+			{name: "at-time", meta: "RFC3339", parse: timeValue},
+			{name: "allow-stale", meta: "DUR", parse: positiveDuration},
 		},
 		build: func(a *stepArgs) (any, error) {
 			return &ExpectOfflineCmd{
 				Allow: posVal[string](a, 0) == "allow", Cred: posVal[string](a, 1),
 				Bundle: keyVal[string](a, "bundle"), At: keyVal[string](a, "at"),
 				Resource: keyVal[string](a, "resource"), Action: keyVal[string](a, "action"),
-				Reason: keyVal[string](a, "reason"),
+				Reason: keyVal[string](a, "reason"), AtTime: keyVal[time.Time](a, "at-time"),
+				AllowStale: keyVal[time.Duration](a, "allow-stale"),
 			}, nil
+		},
+	},
+	{
+		op:   "expect-checkpoint-equal",
+		keys: []keySpec{{name: "within", meta: "DUR", parse: nonNegDuration}},
+		build: func(a *stepArgs) (any, error) {
+			return &ExpectCheckpointEqualCmd{Within: keyVal[time.Duration](a, "within")}, nil
 		},
 	},
 	{
@@ -983,6 +1014,27 @@ func nameValueExcept(reserved ...string) func(string) (any, error) {
 // textValue accepts any non-empty value (globs, subjects, resources: their
 // syntax belongs to the authority package, which checks it at run time).
 func textValue(s string) (any, error) { return s, nil }
+
+// namesValue is a comma-separated list of names.
+func namesValue(s string) (any, error) {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if !isName(p) {
+			return nil, fmt.Errorf("%q is not a name (want A,B,... each [A-Za-z0-9][A-Za-z0-9._-]*)", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// timeValue is an RFC3339 time.
+func timeValue(s string) (any, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an RFC3339 time (like 2026-12-04T15:00:00Z)", s)
+	}
+	return t, nil
+}
 
 func choiceValue(options ...string) func(string) (any, error) {
 	return func(s string) (any, error) {

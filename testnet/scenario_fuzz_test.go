@@ -12,16 +12,17 @@ import (
 
 // scenarioCmdTypes maps each op to the Cmd type Parse must produce for it.
 var scenarioCmdTypes = map[string]reflect.Type{
-	"authority":      reflect.TypeFor[*AuthorityCmd](),
-	"federate":       reflect.TypeFor[*FederateCmd](),
-	"credential":     reflect.TypeFor[*CredentialCmd](),
-	"revoke":         reflect.TypeFor[*RevokeCmd](),
-	"expect":         reflect.TypeFor[*ExpectCmd](),
-	"bundle":         reflect.TypeFor[*BundleCmd](),
-	"expect-offline": reflect.TypeFor[*ExpectOfflineCmd](),
-	"kill":           reflect.TypeFor[*KillCmd](),
-	"restart":        reflect.TypeFor[*RestartCmd](),
-	"wait":           reflect.TypeFor[*WaitCmd](),
+	"authority":               reflect.TypeFor[*AuthorityCmd](),
+	"federate":                reflect.TypeFor[*FederateCmd](),
+	"credential":              reflect.TypeFor[*CredentialCmd](),
+	"revoke":                  reflect.TypeFor[*RevokeCmd](),
+	"expect":                  reflect.TypeFor[*ExpectCmd](),
+	"bundle":                  reflect.TypeFor[*BundleCmd](),
+	"expect-offline":          reflect.TypeFor[*ExpectOfflineCmd](),
+	"expect-checkpoint-equal": reflect.TypeFor[*ExpectCheckpointEqualCmd](),
+	"kill":                    reflect.TypeFor[*KillCmd](),
+	"restart":                 reflect.TypeFor[*RestartCmd](),
+	"wait":                    reflect.TypeFor[*WaitCmd](),
 }
 
 // FuzzParse checks that Parse never panics, that a successful parse obeys

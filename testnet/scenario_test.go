@@ -293,8 +293,9 @@ federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [un
 credential NAME issuer=AUTH subject=S [ttl=DUR]
 revoke AUTH NAME
 expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR]
-bundle NAME from=NODE
-expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE]
+bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
+expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
+expect-checkpoint-equal [within=DUR]
 kill NODE
 restart NODE
 wait DUR
@@ -579,6 +580,12 @@ func TestEveryFormFixture(t *testing.T) {
 		{29, "wait 2s", "wait", &WaitCmd{D: 2 * time.Second}},
 		{30, "restart edge-1.site_a", "restart", &RestartCmd{Node: "edge-1.site_a"}},
 		{31, "wait 1d", "wait", &WaitCmd{D: 24 * time.Hour}},
+		{32, "bundle b2 from=pki max-age=12h cosign=aws,edge-1.site_a", "bundle",
+			&BundleCmd{Name: "b2", From: "pki", MaxAge: 12 * time.Hour, Cosign: []string{"aws", "edge-1.site_a"}}},
+		{33, "expect-offline deny alice bundle=b2 at=pki resource=db/orders action=read reason=stale-bundle at-time=2030-01-01T00:00:00Z allow-stale=1h", "expect-offline",
+			&ExpectOfflineCmd{Cred: "alice", Bundle: "b2", At: "pki", Resource: "db/orders", Action: "read", Reason: "stale-bundle",
+				AtTime: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), AllowStale: time.Hour}},
+		{34, "expect-checkpoint-equal within=3s", "expect-checkpoint-equal", &ExpectCheckpointEqualCmd{Within: 3 * time.Second}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))

@@ -351,7 +351,7 @@ func revokeCmd() *cobra.Command {
 
 func verifyCmd() *cobra.Command {
 	var api, home, bundleFile, credFile, target, resource, action, at string
-	var trust []string
+	var edge edgeOptions
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "verify (--api HOST:PORT | --bundle FILE) --credential FILE --at TARGET --resource R --action A [--json]",
@@ -382,7 +382,7 @@ func verifyCmd() *cobra.Command {
 			}
 			var d authority.Decision
 			if bundleFile != "" {
-				d, err = verifyOffline(bundleFile, trust, cred, target, resource, action, when)
+				d, err = verifyOffline(bundleFile, edge, cred, target, resource, action, when)
 				if err != nil {
 					return err
 				}
@@ -407,7 +407,12 @@ func verifyCmd() *cobra.Command {
 	c.Flags().StringVar(&api, "api", "", "a running node's API address")
 	c.Flags().StringVar(&home, "home", "", "a home whose running node to ask")
 	c.Flags().StringVar(&bundleFile, "bundle", "", "decide offline from this bundle file")
-	c.Flags().StringSliceVar(&trust, "trust", nil, "with --bundle: accept only bundles exported by these authority ids")
+	c.Flags().StringSliceVar(&edge.trust, "trust", nil, "with --bundle: the authority ids whose bundle signatures count (default: any authority in the bundle's own graph, which anyone can make)")
+	c.Flags().IntVar(&edge.minSignatures, "min-signatures", 1, "with --bundle: how many distinct trusted authorities must have signed it")
+	c.Flags().StringVar(&edge.origin, "origin", "", "with --bundle: the log origin this site follows; the bundle's must match")
+	c.Flags().StringSliceVar(&edge.deltas, "delta", nil, "with --bundle: delta bundles (from bundle update) to apply on top, in order")
+	c.Flags().StringVar(&edge.site, "site", "", "with --bundle: a directory that remembers the newest graph version seen here, to refuse rollbacks")
+	c.Flags().DurationVar(&edge.allowStale, "allow-stale", 0, "with --bundle: decide from a bundle up to this long past its deadline (default: fail closed, stale-bundle)")
 	c.Flags().StringVar(&credFile, "credential", "", "the credential file")
 	c.Flags().StringVar(&target, "at", "", "the target authority (name or id) that governs the resource")
 	c.Flags().StringVar(&resource, "resource", "", "the resource")
@@ -417,32 +422,66 @@ func verifyCmd() *cobra.Command {
 	return c
 }
 
-func verifyOffline(file string, trust []string, cred []byte, target, resource, action string, at time.Time) (authority.Decision, error) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return authority.Decision{}, usage("verify: --bundle: %v", err)
-	}
-	var opts bundle.OpenOptions
-	for _, t := range trust {
+// edgeOptions are verify --bundle's site policy.
+type edgeOptions struct {
+	trust         []string
+	minSignatures int
+	origin        string
+	deltas        []string
+	site          string
+	allowStale    time.Duration
+}
+
+func (e edgeOptions) policy() (bundle.Policy, error) {
+	p := bundle.Policy{MinSignatures: e.minSignatures, Origin: e.origin}
+	for _, t := range e.trust {
 		id, err := authority.ParseID(t)
 		if err != nil {
-			return authority.Decision{}, usage("verify: --trust: %v", err)
+			return p, usage("verify: --trust: %v", err)
 		}
-		opts.Trust = append(opts.Trust, id)
+		p.Trust = append(p.Trust, id)
 	}
-	b, err := bundle.Open(raw, opts)
+	return p, nil
+}
+
+// openBundles opens a full bundle and its deltas under the site's policy.
+func openBundles(file string, e edgeOptions) (*bundle.Bundle, error) {
+	p, err := e.policy()
 	if err != nil {
-		return authority.Decision{}, usage("verify: %s: %v", file, err)
+		return nil, err
 	}
-	tid, err := authority.ResolveAuthority(b.Graph, target)
+	b, err := bundle.Load(file, p)
 	if err != nil {
-		d := b.Verify(authority.Request{Credential: cred, Resource: resource, Action: action}, at)
-		if d.Reason != authority.ReasonMalformed && d.Reason != authority.ReasonBadSignature && d.Reason != authority.ReasonUnknownAuthority {
-			d.Allow, d.Outcome, d.Reason, d.Message = false, "deny", authority.ReasonUnknownAuthority, fmt.Sprintf("target %q: %v", target, err)
+		return nil, usage("verify: %s: %v", file, err)
+	}
+	for _, f := range e.deltas {
+		raw, err := bundle.ReadFile(f)
+		if err != nil {
+			return nil, usage("verify: --delta: %v", err)
 		}
-		return d, nil
+		if b, err = bundle.OpenDelta(b, raw, p); err != nil {
+			return nil, usage("verify: delta %s: %v", f, err)
+		}
 	}
-	return b.Verify(authority.Request{Credential: cred, Target: tid, Resource: resource, Action: action}, at), nil
+	return b, nil
+}
+
+func verifyOffline(file string, e edgeOptions, cred []byte, target, resource, action string, at time.Time) (authority.Decision, error) {
+	b, err := openBundles(file, e)
+	if err != nil {
+		return authority.Decision{}, err
+	}
+	opts := bundle.VerifyOptions{AllowStale: e.allowStale}
+	if e.site != "" {
+		site := bundle.Site{Dir: e.site}
+		if opts.LastSeen, err = site.LastSeen(b.Origin); err != nil {
+			return authority.Decision{}, fmt.Errorf("verify: --site: %w", err)
+		}
+		if err := site.Record(b.Origin, b.GraphVersion); err != nil {
+			return authority.Decision{}, fmt.Errorf("verify: --site: %w", err)
+		}
+	}
+	return b.Decide(authority.Request{Credential: cred, Resource: resource, Action: action}, target, at, opts), nil
 }
 
 func printDecision(cmd *cobra.Command, d authority.Decision, asJSON bool) {
@@ -462,42 +501,105 @@ func printDecision(cmd *cobra.Command, d authority.Decision, asJSON bool) {
 func bundleCmd() *cobra.Command {
 	c := &cobra.Command{Use: "bundle", Short: "Offline bundles of the agreed graph"}
 	var api, home, out string
+	var maxAge time.Duration
+	var cosign []string
+	client := func() (*node.Client, error) {
+		if out == "" || (api == "") == (home == "") {
+			return nil, usage("bundle: --out and one of --api or --home are required")
+		}
+		if home != "" {
+			_, cl, err := homeClient(home)
+			return cl, err
+		}
+		return node.NewClient(api, ""), nil
+	}
+	write := func(cmd *cobra.Command, b []byte, what string) error {
+		if err := writeFileAtomic(out, b); err != nil {
+			return fmt.Errorf("bundle %s: %w", what, err)
+		}
+		return nil
+	}
 	export := &cobra.Command{
-		Use:   "export (--api HOST:PORT | --home DIR) --out FILE",
+		Use:   "export (--api HOST:PORT | --home DIR) --out FILE [--max-age DUR] [--cosign A,B]",
 		Short: "Write a signed bundle of the agreed graph for offline verification",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" || (api == "") == (home == "") {
-				return usage("bundle export: --out and one of --api or --home are required")
+			cl, err := client()
+			if err != nil {
+				return err
 			}
-			cl := node.NewClient(api, "")
-			if home != "" {
-				var err error
-				if _, cl, err = homeClient(home); err != nil {
-					return err
-				}
-			}
-			b, err := cl.Bundle(cmd.Context())
+			b, err := cl.Bundle(cmd.Context(), node.ExportOptions{MaxAge: maxAge, Cosign: cosign})
 			if err != nil {
 				return fmt.Errorf("bundle export: %w", err)
 			}
-			bd, err := bundle.Open(b, bundle.OpenOptions{})
+			bd, err := bundle.Open(b, bundle.Policy{MinSignatures: 1 + len(cosign)})
 			if err != nil {
 				return fmt.Errorf("bundle export: the node sent a bundle that does not verify: %w", err)
 			}
-			if err := os.WriteFile(out, b, 0o644); err != nil {
-				return fmt.Errorf("bundle export: %w", err)
+			if err := write(cmd, b, "export"); err != nil {
+				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle of graph version %d (%d declarations, %d bytes) exported by %s, written to %s\n",
-				bd.GraphVersion, len(bd.Declarations), len(b), bd.Exporter.Name, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle of graph version %d (%d declarations, %d bytes) signed by %s, fresh until %s, written to %s\n",
+				bd.GraphVersion, len(bd.Declarations), len(b), signerNames(bd), bd.Expires().UTC().Format(time.RFC3339), out)
 			return nil
 		},
 	}
-	export.Flags().StringVar(&api, "api", "", "a running node's API address")
-	export.Flags().StringVar(&home, "home", "", "a home whose running node to ask")
-	export.Flags().StringVar(&out, "out", "", "bundle file to write")
-	c.AddCommand(export)
+	update := &cobra.Command{
+		Use:   "update OLD (--api HOST:PORT | --home DIR) --out FILE [--max-age DUR]",
+		Short: "Write a delta bundle: only what changed since OLD's version, verifiable on its own and on top of OLD",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := client()
+			if err != nil {
+				return err
+			}
+			old, err := bundle.Load(args[0], bundle.Policy{})
+			if err != nil {
+				return usage("bundle update: %s: %v", args[0], err)
+			}
+			b, err := cl.Bundle(cmd.Context(), node.ExportOptions{MaxAge: maxAge, BaseVersion: old.GraphVersion})
+			if err != nil {
+				return fmt.Errorf("bundle update: %w", err)
+			}
+			bd, err := bundle.OpenDelta(old, b, bundle.Policy{})
+			if err != nil {
+				return fmt.Errorf("bundle update: the node sent a delta that does not verify on top of %s: %w", args[0], err)
+			}
+			if err := write(cmd, b, "update"); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "delta bundle from graph version %d to %d (%d declarations, %d bytes), fresh until %s, written to %s\n",
+				old.GraphVersion, bd.GraphVersion, bd.GraphVersion-old.GraphVersion, len(b), bd.Expires().UTC().Format(time.RFC3339), out)
+			return nil
+		},
+	}
+	for _, sub := range []*cobra.Command{export, update} {
+		sub.Flags().StringVar(&api, "api", "", "a running node's API address")
+		sub.Flags().StringVar(&home, "home", "", "a home whose running node to ask")
+		sub.Flags().StringVar(&out, "out", "", "bundle file to write")
+		sub.Flags().DurationVar(&maxAge, "max-age", 0, "how long the bundle stays fresh (default 24h); past it, verify fails closed with stale-bundle")
+	}
+	export.Flags().StringSliceVar(&cosign, "cosign", nil, "authorities (names or ids) whose nodes must cosign the bundle")
+	c.AddCommand(export, update)
 	return c
+}
+
+func signerNames(b *bundle.Bundle) string {
+	names := make([]string, len(b.Signers))
+	for i, s := range b.Signers {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// writeFileAtomic writes a file through a temporary one and a rename, so a
+// reader never sees half of it.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func statusCmd() *cobra.Command {
