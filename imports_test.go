@@ -14,9 +14,10 @@ import (
 const module = "github.com/fednode/fednode"
 
 type pkg struct {
-	ImportPath string
-	Imports    []string
-	Deps       []string
+	ImportPath   string
+	Imports      []string
+	Deps         []string
+	XTestImports []string
 }
 
 func listPackages(t *testing.T) map[string]pkg {
@@ -88,6 +89,12 @@ func TestImportBoundaries(t *testing.T) {
 					t.Errorf("%s depends on %s; it may depend only on %v of this module", name, d, allowed)
 				}
 			}
+		}
+	}
+	// The interop tests check our output with other people's code alone.
+	for _, imp := range pkgs["interop"].XTestImports {
+		if strings.HasPrefix(imp, module) {
+			t.Errorf("interop's tests import %s: they must check fednode's output without fednode's code", imp)
 		}
 	}
 	// Each I/O library has exactly one importer.
