@@ -88,7 +88,11 @@ func (n *Node) ExportBundle(ctx context.Context, o ExportOptions) ([]byte, error
 		Declarations: envs,
 		BaseVersion:  o.BaseVersion,
 	}
-	if err := c.Prove(n.store.LogNodes()); err != nil {
+	prove := func() error { return c.ProveFull(cp.Root) }
+	if o.BaseVersion > 0 {
+		prove = func() error { return c.Prove(n.store.LogNodes()) }
+	}
+	if err := prove(); err != nil {
 		return nil, fmt.Errorf("node: bundle: %w", err)
 	}
 	b, err := bundle.Build(c, n.bundleSigner())
