@@ -146,7 +146,7 @@ func Init(dir string, o InitOptions) (*Home, error) {
 		{fileGenesis, gen.Raw, 0o644},
 		{fileConfig, append(cfgBytes, '\n'), 0o600},
 	} {
-		if err := writeFileAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("node: init: %w", err)
 		}
 	}
@@ -217,7 +217,7 @@ func checkSecretMode(path string) error {
 // RecordAPIAddr writes the address the running node's API listens on, so
 // that CLI commands given --home can reach it.
 func (h *Home) RecordAPIAddr(addr string) error {
-	return writeFileAtomic(filepath.Join(h.Dir, fileAPIAddr), []byte(addr+"\n"), 0o644)
+	return WriteFileAtomic(filepath.Join(h.Dir, fileAPIAddr), []byte(addr+"\n"), 0o644)
 }
 
 // APIAddr returns the address recorded by the running node.
@@ -247,7 +247,10 @@ func (h *Home) LockSigning() (func(), error) {
 	}, nil
 }
 
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// WriteFileAtomic writes data to path through a synced temporary file in
+// the same directory and a rename, so a reader (or a crash) never sees half
+// of it.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err

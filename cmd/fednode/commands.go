@@ -350,11 +350,11 @@ func revokeCmd() *cobra.Command {
 }
 
 func verifyCmd() *cobra.Command {
-	var api, home, bundleFile, credFile, target, resource, action, at string
+	var api, home, bundleFile, credFile, target, resource, action, at, receiptFile string
 	var edge edgeOptions
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "verify (--api HOST:PORT | --bundle FILE) --credential FILE --at TARGET --resource R --action A [--json]",
+		Use:   "verify (--api HOST:PORT | --home DIR | --bundle FILE) --credential FILE --at TARGET --resource R --action A [--receipt FILE] [--json]",
 		Short: "Decide whether a credential may act on a resource; exit 0 allow, 1 deny, 2 bad input",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -369,6 +369,9 @@ func verifyCmd() *cobra.Command {
 			}
 			if credFile == "" || target == "" || resource == "" || action == "" {
 				return usage("verify: --credential, --at, --resource and --action are required")
+			}
+			if receiptFile != "" && bundleFile != "" {
+				return usage("verify: --receipt: a receipt is signed by the node that decided, with its authority's key; --bundle decides here, with no node to sign it: use --api or --home")
 			}
 			cred, err := os.ReadFile(credFile)
 			if err != nil {
@@ -393,11 +396,22 @@ func verifyCmd() *cobra.Command {
 						return err
 					}
 				}
-				if d, err = cl.Verify(cmd.Context(), cred, target, resource, action, when); err != nil {
+				if receiptFile != "" {
+					var raw []byte
+					if d, raw, err = cl.VerifyWithReceipt(cmd.Context(), cred, target, resource, action, when); err != nil {
+						return &exitError{code: 2, err: err}
+					}
+					if err := writeReceipt(receiptFile, raw, d); err != nil {
+						return err
+					}
+				} else if d, err = cl.Verify(cmd.Context(), cred, target, resource, action, when); err != nil {
 					return &exitError{code: 2, err: err}
 				}
 			}
 			printDecision(cmd, d, asJSON)
+			if receiptFile != "" && !asJSON {
+				fmt.Fprintf(cmd.OutOrStdout(), "  receipt written to %s (check it with: fednode audit check-receipt %s --api HOST:PORT)\n", receiptFile, receiptFile)
+			}
 			if !d.Allow {
 				return &exitError{code: 1, err: fmt.Errorf("deny: %s", d.Reason)}
 			}
@@ -419,6 +433,7 @@ func verifyCmd() *cobra.Command {
 	c.Flags().StringVar(&action, "action", "", "the action")
 	c.Flags().StringVar(&at, "time", "", "judge at this RFC3339 time instead of now")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the decision as one JSON object")
+	c.Flags().StringVar(&receiptFile, "receipt", "", "with --api or --home: write the node's signed receipt of the decision to this file (check it with audit check-receipt)")
 	return c
 }
 
@@ -592,15 +607,6 @@ func signerNames(b *bundle.Bundle) string {
 	return strings.Join(names, ", ")
 }
 
-// writeFileAtomic writes a file through a temporary one and a rename, so a
-// reader never sees half of it.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
 
 func statusCmd() *cobra.Command {
 	var api, home string
@@ -645,3 +651,6 @@ func statusCmd() *cobra.Command {
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
+
+// writeFileAtomic writes an output file (a bundle, a receipt) atomically.
+func writeFileAtomic(path string, b []byte) error { return node.WriteFileAtomic(path, b, 0o644) }
