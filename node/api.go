@@ -21,7 +21,7 @@ import (
 // API routes, versioned under /v1 (a public interface):
 //
 //	POST /v1/declarations        submit a signed declaration (body: the COSE envelope, application/cbor)   token
-//	POST /v1/verify              decide a request (JSON VerifyRequest) -> Decision                          open
+//	POST /v1/verify              decide a request (JSON VerifyRequest) -> VerifyResponse (receipt.go)       open
 //	GET  /v1/status              node, peers, Raft and graph status                                          open
 //	GET  /v1/graph               the agreed graph: authorities, rules, revocations                           open
 //	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head                               open
@@ -48,6 +48,15 @@ type VerifyRequest struct {
 	Action     string `json:"action"`
 	// At is the RFC3339 time to judge at; empty: now.
 	At string `json:"at,omitempty"`
+	// Receipt asks for a sealed receipt of the decision (receipt.go).
+	Receipt bool `json:"receipt,omitempty"`
+}
+
+// VerifyResponse is the JSON of POST /v1/verify: the decision, and its
+// sealed receipt (base64, standard encoding) when the request asked for one.
+type VerifyResponse struct {
+	authority.Decision
+	Receipt []byte `json:"receipt,omitempty"`
 }
 
 // apiError is the JSON body of every error response.
@@ -156,7 +165,7 @@ func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxVerifyBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"verify: the body must be a JSON object {credential, target, resource, action, at}: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, apiError{"verify: the body must be a JSON object {credential, target, resource, action, at, receipt}: " + err.Error()})
 		return
 	}
 	if dec.More() {
@@ -179,7 +188,21 @@ func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, n.Verify(cred, req.Target, req.Resource, req.Action, at))
+	if !req.Receipt {
+		writeJSON(w, http.StatusOK, n.Verify(cred, req.Target, req.Resource, req.Action, at))
+		return
+	}
+	d, receipt, err := n.VerifyWithReceipt(cred, req.Target, req.Resource, req.Action, at)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, VerifyResponse{Decision: d, Receipt: receipt})
+	case errors.Is(err, ErrEmptyLog):
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"verify: no receipt: " + err.Error()})
+	case errors.Is(err, ErrReceiptTooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"verify: no receipt: " + err.Error()})
+	default:
+		writeJSON(w, http.StatusInternalServerError, apiError{"verify: no receipt: " + err.Error()})
+	}
 }
 
 // Status is the JSON of GET /v1/status.

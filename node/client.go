@@ -115,15 +115,32 @@ func (c *Client) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
 
 // Verify asks the node for a decision. at zero means the node's now.
 func (c *Client) Verify(ctx context.Context, cred []byte, target, resource, action string, at time.Time) (authority.Decision, error) {
-	req := VerifyRequest{Credential: base64.StdEncoding.EncodeToString(cred), Target: target, Resource: resource, Action: action}
+	r, err := c.verify(ctx, cred, target, resource, action, at, false)
+	return r.Decision, err
+}
+
+// VerifyWithReceipt asks the node for a decision and its sealed receipt
+// (node.Receipt). The client does not check the receipt: ParseReceipt and
+// OpenReceipt do, and `fednode audit check-receipt` checks it against the
+// log.
+func (c *Client) VerifyWithReceipt(ctx context.Context, cred []byte, target, resource, action string, at time.Time) (authority.Decision, []byte, error) {
+	r, err := c.verify(ctx, cred, target, resource, action, at, true)
+	if err == nil && len(r.Receipt) == 0 {
+		err = fmt.Errorf("node: client: asked for a receipt, the node at %s sent none (does it predate receipts?)", c.Addr)
+	}
+	return r.Decision, r.Receipt, err
+}
+
+func (c *Client) verify(ctx context.Context, cred []byte, target, resource, action string, at time.Time, receipt bool) (VerifyResponse, error) {
+	req := VerifyRequest{Credential: base64.StdEncoding.EncodeToString(cred), Target: target, Resource: resource, Action: action, Receipt: receipt}
 	if !at.IsZero() {
 		req.At = at.UTC().Format(time.RFC3339)
 	}
 	b, _ := json.Marshal(req)
-	var d authority.Decision
-	err := c.do(ctx, http.MethodPost, "/v1/verify", bytes.NewReader(b), "application/json", &d)
-	d.Allow = d.Outcome == "allow"
-	return d, err
+	var r VerifyResponse
+	err := c.do(ctx, http.MethodPost, "/v1/verify", bytes.NewReader(b), "application/json", &r)
+	r.Allow = r.Outcome == "allow"
+	return r, err
 }
 
 // Status fetches the node's status.

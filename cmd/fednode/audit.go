@@ -38,9 +38,9 @@ func auditCmd() *cobra.Command {
 		Short: "Audit the transparency log of the agreed graph: checkpoints, proofs, exports",
 		Long: "Every accepted declaration is the next leaf of an RFC 9162 Merkle tree (leaf i = the declaration at graph version i+1). " +
 			"These commands fetch a node's signed checkpoint, inclusion and consistency proofs, and check each one before printing it; " +
-			"export writes the whole log as JSON lines and verify checks such a file offline.",
+			"export writes the whole log as JSON lines and verify checks such a file offline; check-receipt checks a decision receipt (verify --receipt) against the log.",
 	}
-	c.AddCommand(auditCheckpointCmd(), auditProveCmd(), auditConsistencyCmd(), auditExportCmd(), auditVerifyCmd())
+	c.AddCommand(auditCheckpointCmd(), auditProveCmd(), auditConsistencyCmd(), auditExportCmd(), auditVerifyCmd(), auditCheckReceiptCmd())
 	return c
 }
 

@@ -607,7 +607,6 @@ func signerNames(b *bundle.Bundle) string {
 	return strings.Join(names, ", ")
 }
 
-
 func statusCmd() *cobra.Command {
 	var api, home string
 	var asJSON bool
