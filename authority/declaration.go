@@ -23,6 +23,11 @@ const (
 	// KindRevocation revokes one of the issuer's own declarations (a rule, a
 	// credential, or its genesis, which revokes the whole authority).
 	KindRevocation Kind = 4
+	// KindDelegation delegates to an operational key, for a window and a
+	// scope of kinds, so that the root keys can stay offline (opkeys.go).
+	KindDelegation Kind = 5
+	// KindRotation replaces the root key set and threshold (rotation.go).
+	KindRotation Kind = 6
 )
 
 // String returns the kind's name.
@@ -36,13 +41,19 @@ func (k Kind) String() string {
 		return "credential"
 	case KindRevocation:
 		return "revocation"
+	case KindDelegation:
+		return "delegation"
+	case KindRotation:
+		return "rotation"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
 // OnChain reports whether declarations of this kind occupy a position in their
 // authority's hash-linked chain (and so are stored in the agreed graph).
-func (k Kind) OnChain() bool { return k == KindGenesis || k == KindRule || k == KindRevocation }
+func (k Kind) OnChain() bool {
+	return k == KindGenesis || k == KindRule || k == KindRevocation || k == KindDelegation || k == KindRotation
+}
 
 // Bounds on the content of one declaration.
 const (
@@ -70,10 +81,12 @@ type Declaration struct {
 	// informative: validity is decided by each kind's own window.
 	IssuedAt int64 `cbor:"5,keyasint,omitzero"`
 
-	Genesis    *Genesis    `cbor:"16,keyasint,omitempty"`
-	Rule       *Rule       `cbor:"17,keyasint,omitempty"`
-	Credential *Credential `cbor:"18,keyasint,omitempty"`
-	Revocation *Revocation `cbor:"19,keyasint,omitempty"`
+	Genesis    *Genesis       `cbor:"16,keyasint,omitempty"`
+	Rule       *Rule          `cbor:"17,keyasint,omitempty"`
+	Credential *Credential    `cbor:"18,keyasint,omitempty"`
+	Revocation *Revocation    `cbor:"19,keyasint,omitempty"`
+	Delegation *KeyDelegation `cbor:"20,keyasint,omitempty"`
+	Rotation   *Rotation      `cbor:"21,keyasint,omitempty"`
 }
 
 // Genesis founds an authority.
@@ -83,9 +96,8 @@ type Genesis struct {
 	// oidc, sovereign, ...): informative, for people and audit.
 	Kind     string      `cbor:"2,keyasint,omitempty"`
 	RootKeys []PublicKey `cbor:"3,keyasint"`
-	// Threshold is how many root keys must sign a root declaration.
-	// Invariant: 1 <= Threshold <= len(RootKeys). (Only 1 is accepted until
-	// threshold signatures exist.)
+	// Threshold is how many distinct root keys must sign a root
+	// declaration (threshold.go). Invariant: 1 <= Threshold <= len(RootKeys).
 	Threshold uint8 `cbor:"4,keyasint"`
 }
 
@@ -99,6 +111,15 @@ type Rule struct {
 	Actions   []string `cbor:"4,keyasint"`
 	NotBefore int64    `cbor:"5,keyasint,omitzero"`
 	NotAfter  int64    `cbor:"6,keyasint,omitzero"`
+	// Hops is how many further federation hops may be composed through
+	// this rule: 0 accepts only principals whose home is Source; h accepts
+	// principals that reached Source over at most h other rules (like
+	// x509's pathLenConstraint and OpenID Federation's max_path_length;
+	// see path.go for the exact definition).
+	Hops uint8 `cbor:"7,keyasint,omitzero"`
+	// Require lists attributes the credential must carry exactly.
+	// Invariant: sorted by Key, keys unique (see validAttrs).
+	Require []Attr `cbor:"8,keyasint,omitempty"`
 }
 
 // Credential names one principal of the issuing authority.
@@ -111,6 +132,23 @@ type Credential struct {
 	// workloads given credentials in the same second would share one ID,
 	// and revoking one would revoke both. Issuers fill it with random bytes.
 	Serial []byte `cbor:"4,keyasint,omitempty"`
+	// Attributes are facts the issuer states about the principal, matched
+	// by rules' Require. Invariant: sorted by Key, keys unique.
+	Attributes []Attr `cbor:"5,keyasint,omitempty"`
+	// Resources, when set, narrows what the credential may be used for
+	// (a glob, as a rule's); empty means whatever the rules allow.
+	Resources string `cbor:"6,keyasint,omitempty"`
+	// Actions, when set, narrows the actions; empty means any.
+	// Invariant: no action listed twice.
+	Actions []string `cbor:"7,keyasint,omitempty"`
+	// HolderKey, when set, is the key of the credential's holder: a request
+	// must prove possession of it (Request.PoP), and it is the key that
+	// signs credentials delegated from this one.
+	HolderKey *PublicKey `cbor:"8,keyasint,omitempty"`
+	// Parent, when set, makes this a delegated credential: it is signed by
+	// the parent credential's HolderKey, not by the authority, and may only
+	// narrow the parent (see delegation.go).
+	Parent ID `cbor:"9,keyasint,omitzero"`
 }
 
 // MaxSerialLen bounds a credential's serial.
@@ -125,7 +163,7 @@ type Revocation struct {
 // validate checks the declaration's own fields (no signatures, no graph).
 func (d *Declaration) validate() error {
 	bodies := 0
-	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil} {
+	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil} {
 		if set {
 			bodies++
 		}
@@ -178,6 +216,22 @@ func (d *Declaration) validate() error {
 			return errors.New("a credential is off-chain: seq and previous must be empty")
 		}
 		return d.Credential.validate()
+	case KindDelegation:
+		if d.Delegation == nil {
+			return errors.New("delegation declaration without delegation body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return d.Delegation.validate()
+	case KindRotation:
+		if d.Rotation == nil {
+			return errors.New("rotation declaration without rotation body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return d.Rotation.validate()
 	}
 	return fmt.Errorf("unknown declaration kind %d", uint8(d.Kind))
 }
@@ -199,23 +253,7 @@ func (g *Genesis) validate() error {
 	if len(g.Kind) > MaxNameLen || !utf8.ValidString(g.Kind) {
 		return fmt.Errorf("authority kind longer than %d bytes or not UTF-8", MaxNameLen)
 	}
-	if len(g.RootKeys) == 0 || len(g.RootKeys) > MaxRootKeys {
-		return fmt.Errorf("root key set must have 1 to %d keys, got %d", MaxRootKeys, len(g.RootKeys))
-	}
-	seen := map[string]bool{}
-	for i, k := range g.RootKeys {
-		if err := k.validate(); err != nil {
-			return fmt.Errorf("root key %d: %w", i, err)
-		}
-		if seen[string(k.KeyID())] {
-			return fmt.Errorf("root key %d is listed twice", i)
-		}
-		seen[string(k.KeyID())] = true
-	}
-	if g.Threshold != 1 {
-		return fmt.Errorf("root threshold %d: only 1 is supported", g.Threshold)
-	}
-	return nil
+	return validRootSet(g.RootKeys, g.Threshold)
 }
 
 func (r *Rule) validate() error {
@@ -236,6 +274,9 @@ func (r *Rule) validate() error {
 			return err
 		}
 	}
+	if err := validAttrs("rule requirement", r.Require); err != nil {
+		return err
+	}
 	return validWindow(r.NotBefore, r.NotAfter)
 }
 
@@ -245,6 +286,9 @@ func (c *Credential) validate() error {
 	}
 	if len(c.Serial) > MaxSerialLen {
 		return fmt.Errorf("credential serial is %d bytes, over %d", len(c.Serial), MaxSerialLen)
+	}
+	if err := c.validateScope(); err != nil {
+		return err
 	}
 	return validWindow(c.NotBefore, c.NotAfter)
 }

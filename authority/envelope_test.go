@@ -251,7 +251,7 @@ func TestSignRefusesInvalid(t *testing.T) {
 		{name: "genesis with a key listed twice", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "x", RootKeys: []authority.PublicKey{key, key}, Threshold: 1}}},
 		{name: "genesis with a short key", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "x", RootKeys: []authority.PublicKey{{Alg: authority.AlgEd25519, Key: key.Key[:31]}}, Threshold: 1}}},
 		{name: "genesis with an unknown algorithm", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "x", RootKeys: []authority.PublicKey{{Alg: 7, Key: key.Key}}, Threshold: 1}}},
-		{name: "genesis with threshold 2", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "x", RootKeys: []authority.PublicKey{key, fixedKey(t, seedAzure).Public()}, Threshold: 2}}},
+		{name: "genesis with threshold 3 of 2 keys", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "x", RootKeys: []authority.PublicKey{key, fixedKey(t, seedAzure).Public()}, Threshold: 3}}},
 		{name: "genesis with threshold 0", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "x", RootKeys: []authority.PublicKey{key}}}},
 		{name: "genesis with a space in its name", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: "aws prod", RootKeys: []authority.PublicKey{key}, Threshold: 1}}},
 		{name: "genesis with a long name", d: authority.Declaration{Kind: authority.KindGenesis, Genesis: &authority.Genesis{Name: strings.Repeat("a", authority.MaxNameLen+1), RootKeys: []authority.PublicKey{key}, Threshold: 1}}},

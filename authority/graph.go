@@ -25,15 +25,28 @@ var (
 
 // AuthorityInfo is what the graph knows of one authority.
 type AuthorityInfo struct {
-	ID        ID
-	Name      string
-	Kind      string
+	ID   ID
+	Name string
+	Kind string
+	// RootKeys and Threshold are the current root set: the genesis's, or
+	// the latest rotation's. Invariant: they are Roots[len(Roots)-1]'s.
 	RootKeys  []PublicKey
 	Threshold int
 	// Head is the seq of the authority's latest declaration in the graph,
 	// HeadID its ID. Invariant: Head == 0 iff HeadID == ID (the genesis).
 	Head   uint64
 	HeadID ID
+	// Roots is every root set the authority has had, oldest first.
+	// Invariant: len(Roots) >= 1, Roots[0].Since == 0, Since strictly
+	// ascending. The graph replaces the slice on a rotation, never
+	// modifies it in place, so a reader may keep it.
+	Roots []RootSet
+	// MaxIssuedAt is the latest IssuedAt among the chain's declarations.
+	MaxIssuedAt int64
+	// EquivocatedAt is the lowest seq at which the graph holds evidence
+	// that the authority signed two declarations, and after which no
+	// rotation came; 0 when there is none (equivocation.go).
+	EquivocatedAt uint64
 }
 
 // RuleInfo is a federation rule in the graph.
@@ -59,38 +72,74 @@ type View interface {
 	// RevokedBy reports whether issuer has revoked its declaration target, and
 	// by which revocation.
 	RevokedBy(target, issuer ID) (ID, bool)
+	// OperationalKey returns the latest delegation by authority of the
+	// operational key whose key ID is kid. It says nothing of revocation:
+	// ask RevokedBy(info.ID, authority).
+	OperationalKey(authority ID, kid []byte) (*OpKeyInfo, bool)
 }
 
 type revKey struct{ target, issuer ID }
 
+// declMeta is what the graph keeps of every declaration it accepted.
+type declMeta struct {
+	kind Kind
+	seq  uint64
+}
+
+// position is one occupied position of an authority's chain.
+type position struct {
+	id ID
+	// raw is the envelope, kept so that a conflicting declaration can be
+	// answered with evidence holding both (equivocation.go). It is the
+	// graph's main memory cost beyond the indexes.
+	raw []byte
+	// maxIssuedAt is the latest IssuedAt of the chain up to here.
+	maxIssuedAt int64
+}
+
 // Graph is the federation graph in memory: authorities, their chain heads,
-// rules and revocations, in acceptance order. It is the one implementation of
-// the graph's semantics; the badger store persists what it accepts and a
-// bundle reader rebuilds one from a bundle.
+// root sets, operational keys, rules, revocations and evidence of
+// equivocation, in acceptance order. It is the one implementation of the
+// graph's semantics; the badger store persists what it accepts and a bundle
+// reader rebuilds one from a bundle.
 //
 // A Graph is not safe for concurrent use: callers serialise Apply against
 // readers (chainstore holds a RWMutex).
 type Graph struct {
 	order       []ID
-	ids         map[ID]struct{}
+	meta        map[ID]declMeta
 	authorities map[ID]*AuthorityInfo
 	byName      map[string][]ID
 	rules       map[ID][]*RuleInfo
 	revoked     map[revKey]ID
 	// positions maps (authority, seq) to the declaration there, for
 	// conflict detection.
-	positions map[revKey]ID
+	positions map[revKey]position
+	// opKeys lists each operational key's delegations in chain order;
+	// delegations indexes them by the delegation's ID.
+	opKeys      map[opRef][]*OpKeyInfo
+	delegations map[ID]*OpKeyInfo
+	// evidence holds, per authority, the first MaxEvidence proofs of
+	// equivocation; evidenceAt marks every position (authority, seq) with
+	// evidence, whether kept or not. Invariant: at most one proof per
+	// position.
+	evidence   map[ID][]Evidence
+	evidenceAt map[revKey]struct{}
 }
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
 	return &Graph{
-		ids:         map[ID]struct{}{},
+		meta:        map[ID]declMeta{},
 		authorities: map[ID]*AuthorityInfo{},
 		byName:      map[string][]ID{},
 		rules:       map[ID][]*RuleInfo{},
 		revoked:     map[revKey]ID{},
-		positions:   map[revKey]ID{},
+		positions:   map[revKey]position{},
+		opKeys:      map[opRef][]*OpKeyInfo{},
+		delegations: map[ID]*OpKeyInfo{},
+		evidence:    map[ID][]Evidence{},
+		evidenceAt:  map[revKey]struct{}{},
 	}
 }
 
@@ -112,7 +161,7 @@ func (g *Graph) Order() []ID { return g.order }
 
 // Has reports whether the declaration id is in the graph.
 func (g *Graph) Has(id ID) bool {
-	_, ok := g.ids[id]
+	_, ok := g.meta[id]
 	return ok
 }
 
@@ -145,23 +194,66 @@ func (g *Graph) RevokedBy(target, issuer ID) (ID, bool) {
 	return id, ok
 }
 
-// VerifySignature checks s's signature against its issuer's root keys in the
-// graph (a genesis against its own keys), without any chain-position check.
-// Gossip uses it to act on a revocation before it is ordered.
+// stateAt is the signer state of a at position p: the root set, the
+// operational keys and the revocations the chain held before p. Only for
+// 1 <= p <= a.Head+1.
+func (g *Graph) stateAt(a *AuthorityInfo, p uint64) *signerState {
+	i := a.rootsAt(p)
+	st := &signerState{name: a.Name, roots: a.Roots[i], past: a.Roots[:i], maxIssuedAt: a.MaxIssuedAt}
+	if pos, ok := g.positions[seqKey(a.ID, p-1)]; ok {
+		st.maxIssuedAt = pos.maxIssuedAt
+	}
+	st.op = func(kid []byte) (*OpKeyInfo, bool) { return g.opKeyAt(a.ID, kid, p) }
+	st.revoked = func(o *OpKeyInfo) (ID, bool) {
+		rid, ok := g.revoked[revKey{o.ID, a.ID}]
+		// The first revocation is the earliest: if it is not before p,
+		// none is.
+		if ok && g.meta[rid].seq < p {
+			return rid, true
+		}
+		return ID{}, false
+	}
+	st.ownDelegation = func(id ID) bool {
+		o, ok := g.delegations[id]
+		return ok && o.Authority == a.ID && o.Seq < p
+	}
+	return st
+}
+
+// VerifySignature checks that s's signatures make it a declaration of its
+// issuer at its position (or, past the head, as the chain stands now): a
+// genesis by the threshold of its own keys, anything else by the threshold
+// of the root set then in effect or by an operational key its delegation
+// allows (threshold.go). It makes no other chain-position check. Gossip uses
+// it to act on a revocation before it is ordered.
 func (g *Graph) VerifySignature(s *Signed) error {
 	if s.Decl.Kind == KindGenesis {
-		return s.VerifyWith(s.Decl.Genesis.RootKeys)
+		return genesisState(s).authorise(s)
 	}
 	a, ok := g.authorities[s.Decl.Authority]
 	if !ok {
 		return fmt.Errorf("authority: %w %s", ErrUnknownAuthority, s.Decl.Authority.Short())
 	}
-	return s.VerifyWith(a.RootKeys)
+	p := a.Head + 1
+	if s.Decl.Kind.OnChain() && s.Decl.Seq < p {
+		p = s.Decl.Seq
+	}
+	return g.stateAt(a, p).authorise(s)
 }
 
 // Check reports whether Apply would accept s, without changing the graph. It
 // is deterministic: the same graph and bytes give the same answer on every
-// node (it reads no clock: validity windows are the verifier's business).
+// node. It reads no clock: validity windows are the verifier's business,
+// except an operational key's, which Check judges at the declaration's own
+// IssuedAt (see KeyDelegation).
+//
+// Errors, wrapped: ErrOffChain, ErrDuplicate, ErrUnknownAuthority, ErrGap,
+// ErrConflict; the signature errors ErrBadSignature, ErrThresholdNotMet,
+// ErrKeyRotated, ErrKeyNotAuthorised; ErrKeyReuse; and, for a validly
+// signed declaration other than the one at its position, an
+// *EquivocationError (both ErrConflict and ErrEquivocation). Nothing is
+// called a conflict before its signatures verify: an unsigned claim proves
+// nothing.
 func (g *Graph) Check(s *Signed) error {
 	if !s.Decl.Kind.OnChain() {
 		return fmt.Errorf("authority: %w: a %v is not stored in the graph", ErrOffChain, s.Decl.Kind)
@@ -170,38 +262,62 @@ func (g *Graph) Check(s *Signed) error {
 		if _, ok := g.authorities[s.ID]; ok {
 			return fmt.Errorf("authority: genesis %s: %w", s.ID.Short(), ErrDuplicate)
 		}
-		return s.VerifyWith(s.Decl.Genesis.RootKeys)
+		return genesisState(s).authorise(s)
 	}
 	a, ok := g.authorities[s.Decl.Authority]
 	if !ok {
 		return fmt.Errorf("authority: %v %s: %w %s", s.Decl.Kind, s.ID.Short(), ErrUnknownAuthority, s.Decl.Authority.Short())
 	}
 	if held, ok := g.positions[seqKey(a.ID, s.Decl.Seq)]; ok {
-		if held == s.ID {
+		if held.id == s.ID {
 			return fmt.Errorf("authority: %v %s: %w", s.Decl.Kind, s.ID.Short(), ErrDuplicate)
 		}
 		// Verify before calling it a conflict: an unsigned claim proves nothing.
-		if err := s.VerifyWith(a.RootKeys); err != nil {
+		if err := g.stateAt(a, s.Decl.Seq).authorise(s); err != nil {
 			return err
 		}
-		return fmt.Errorf("authority: %v %s at %s seq %d: %w: %s holds that position", s.Decl.Kind, s.ID.Short(), a.Name, s.Decl.Seq, ErrConflict, held.Short())
+		return g.conflict(a, held, s)
 	}
 	if s.Decl.Seq > a.Head+1 {
 		return fmt.Errorf("authority: %v %s at %s seq %d: %w: head is %d", s.Decl.Kind, s.ID.Short(), a.Name, s.Decl.Seq, ErrGap, a.Head)
 	}
 	// Verify before calling a wrong prev a conflict, as above.
-	if err := s.VerifyWith(a.RootKeys); err != nil {
+	if err := g.stateAt(a, s.Decl.Seq).authorise(s); err != nil {
 		return err
 	}
 	if s.Decl.Prev != a.HeadID {
 		return fmt.Errorf("authority: %v %s at %s seq %d: %w: prev %s is not the head %s", s.Decl.Kind, s.ID.Short(), a.Name, s.Decl.Seq, ErrConflict, s.Decl.Prev.Short(), a.HeadID.Short())
 	}
+	return g.checkKeyRoles(a, s)
+}
+
+// checkKeyRoles keeps root keys and operational keys apart (threshold.go).
+func (g *Graph) checkKeyRoles(a *AuthorityInfo, s *Signed) error {
+	switch d := &s.Decl; d.Kind {
+	case KindDelegation:
+		if kid := d.Delegation.Key.KeyID(); a.everRoot(kid) {
+			return fmt.Errorf("authority: delegation %s: %w: key %x is or was a root key of %s; delegate a key of its own", s.ID.Short(), ErrKeyReuse, kid, a.Name)
+		}
+	case KindRotation:
+		for _, k := range d.Rotation.RootKeys {
+			if kid := k.KeyID(); g.everDelegated(a.ID, kid) {
+				return fmt.Errorf("authority: rotation %s: %w: key %x was delegated by %s as an operational key; it cannot become a root key", s.ID.Short(), ErrKeyReuse, kid, a.Name)
+			}
+		}
+	}
 	return nil
 }
 
-// Apply checks s and, if it is accepted, adds it to the graph.
+// Apply checks s and, if it is accepted, adds it to the graph. A validly
+// signed declaration that conflicts with the one at its position is not
+// added, but the pair is kept as evidence of equivocation (Equivocations)
+// and Apply returns the *EquivocationError.
 func (g *Graph) Apply(s *Signed) error {
 	if err := g.Check(s); err != nil {
+		var eq *EquivocationError
+		if errors.As(err, &eq) {
+			g.recordEvidence(g.authorities[s.Decl.Authority], eq.Evidence)
+		}
 		return err
 	}
 	g.ApplyVerified(s)
@@ -215,20 +331,22 @@ func (g *Graph) Apply(s *Signed) error {
 func (g *Graph) ApplyVerified(s *Signed) {
 	d := &s.Decl
 	g.order = append(g.order, s.ID)
-	g.ids[s.ID] = struct{}{}
+	g.meta[s.ID] = declMeta{kind: d.Kind, seq: d.Seq}
 	switch d.Kind {
 	case KindGenesis:
 		a := &AuthorityInfo{
-			ID:        s.ID,
-			Name:      d.Genesis.Name,
-			Kind:      d.Genesis.Kind,
-			RootKeys:  d.Genesis.RootKeys,
-			Threshold: int(d.Genesis.Threshold),
-			HeadID:    s.ID,
+			ID:          s.ID,
+			Name:        d.Genesis.Name,
+			Kind:        d.Genesis.Kind,
+			RootKeys:    d.Genesis.RootKeys,
+			Threshold:   int(d.Genesis.Threshold),
+			HeadID:      s.ID,
+			Roots:       []RootSet{newRootSet(d.Genesis.RootKeys, int(d.Genesis.Threshold), 0, s.ID, d.IssuedAt)},
+			MaxIssuedAt: d.IssuedAt,
 		}
 		g.authorities[s.ID] = a
 		g.byName[a.Name] = append(g.byName[a.Name], s.ID)
-		g.positions[seqKey(s.ID, 0)] = s.ID
+		g.positions[seqKey(s.ID, 0)] = position{id: s.ID, raw: s.Raw, maxIssuedAt: d.IssuedAt}
 		return
 	case KindRule:
 		g.rules[d.Authority] = append(g.rules[d.Authority], &RuleInfo{ID: s.ID, Target: d.Authority, Seq: d.Seq, Rule: *d.Rule})
@@ -237,10 +355,19 @@ func (g *Graph) ApplyVerified(s *Signed) {
 		if _, ok := g.revoked[k]; !ok {
 			g.revoked[k] = s.ID
 		}
+	case KindDelegation:
+		o := &OpKeyInfo{ID: s.ID, Authority: d.Authority, Seq: d.Seq, Key: d.Delegation.Key,
+			Kinds: d.Delegation.Kinds, NotBefore: d.Delegation.NotBefore, NotAfter: d.Delegation.NotAfter}
+		r, _ := makeOpRef(d.Authority, o.Key.KeyID())
+		g.opKeys[r] = append(g.opKeys[r], o)
+		g.delegations[s.ID] = o
+	case KindRotation:
+		g.rotate(g.authorities[d.Authority], s)
 	}
 	a := g.authorities[d.Authority]
 	a.Head, a.HeadID = d.Seq, s.ID
-	g.positions[seqKey(a.ID, d.Seq)] = s.ID
+	a.MaxIssuedAt = max(a.MaxIssuedAt, d.IssuedAt)
+	g.positions[seqKey(a.ID, d.Seq)] = position{id: s.ID, raw: s.Raw, maxIssuedAt: a.MaxIssuedAt}
 }
 
 // ResolveAuthority finds an authority by ID (hex) or by name. A name must be

@@ -1,9 +1,7 @@
 package authority
 
 import (
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -29,6 +27,32 @@ const (
 	// ReasonRollback: an offline decision from a bundle older than one this
 	// site has already seen (package bundle).
 	ReasonRollback Reason = "rollback"
+	// ReasonScopeWidening: a link grants more than the one it depends on: a
+	// delegated credential wider than its parent, or a rule of a path
+	// beneath the target that does not cover what the request asks.
+	ReasonScopeWidening Reason = "scope-widening"
+	// ReasonHopsExceeded: the only paths to the target break a rule's Hops
+	// limit, need more than MaxPathLength rules, or could not be searched
+	// within MaxRulesExamined.
+	ReasonHopsExceeded Reason = "hops-exceeded"
+	// ReasonConditionFailed: a rule requires an attribute the credential
+	// does not carry, or carries with another value.
+	ReasonConditionFailed Reason = "condition-failed"
+	// ReasonProofOfPossession: the credential is bound to a holder key and
+	// the request does not prove possession of it (missing, wrong key,
+	// wrong credential, audience or challenge).
+	ReasonProofOfPossession Reason = "proof-of-possession"
+	// ReasonThresholdNotMet: a credential signed by root keys directly has
+	// fewer valid signatures by distinct keys of its issuer's root set than
+	// the set's threshold.
+	ReasonThresholdNotMet Reason = "threshold-not-met"
+	// ReasonKeyRotated: a credential signed by root keys that a rotation
+	// retired, whose window outlives that rotation (see Rotation).
+	ReasonKeyRotated Reason = "key-rotated"
+	// ReasonEquivocation: the credential's issuer, or the rule's declaring
+	// authority at or before the rule's position, signed two different
+	// declarations at one chain position, and has not rotated since.
+	ReasonEquivocation Reason = "equivocation"
 )
 
 // Reasons lists every reason code, for documentation and tests.
@@ -37,6 +61,8 @@ var Reasons = []Reason{
 	ReasonActionNotAllowed, ReasonExpired, ReasonNotYetValid, ReasonRevoked,
 	ReasonBadSignature, ReasonUnknownAuthority, ReasonMalformed,
 	ReasonStaleBundle, ReasonRollback,
+	ReasonScopeWidening, ReasonHopsExceeded, ReasonConditionFailed, ReasonProofOfPossession,
+	ReasonThresholdNotMet, ReasonKeyRotated, ReasonEquivocation,
 }
 
 // Request is one authorization question: may the principal holding Credential
@@ -46,6 +72,14 @@ type Request struct {
 	Target     ID
 	Resource   string
 	Action     string
+	// Delegation is the chain of parents of a delegated Credential, each an
+	// envelope, nearest parent first, ending with a root credential signed
+	// by the authority. Empty for a root credential. At most
+	// MaxDelegationDepth-1 links.
+	Delegation [][]byte
+	// PoP is the proof of possession of the Credential's HolderKey
+	// (MakeProof), required when the Credential names one.
+	PoP []byte
 }
 
 // Decision is the answer, always with its reasons. JSON field names are a
@@ -56,7 +90,12 @@ type Decision struct {
 	Reason  Reason `json:"reason"`
 	Message string `json:"message"`
 	// Chain is the declarations the decision used, from the principal's root
-	// to the rule: for a deny, up to the link that failed.
+	// to the rule: the home authority's genesis, the credentials of the
+	// delegation chain from its root to the presented one, then for each
+	// rule of the path from the home end the declaring authority's genesis
+	// and the rule. For a deny, up to the link that failed (and the
+	// revocation, if one did it); a deny about a path of several rules
+	// shows the whole path, and Rule names the rule that failed.
 	Chain        []ID   `json:"chain"`
 	GraphVersion uint64 `json:"graph_version"`
 	// GraphAgeMS is how old the graph was at decision time: how long since
@@ -69,17 +108,22 @@ type Decision struct {
 	Resource   string `json:"resource"`
 	Action     string `json:"action"`
 	At         string `json:"at"` // RFC3339 time the decision was judged at
-	// Rule is the rule that allowed, or the closest one that did not.
+	// Rule is the rule that allowed (the target's rule of the path), or the
+	// closest one that did not.
 	Rule ID `json:"rule,omitzero"`
+	// Path is the rules of the path the decision is about, from the
+	// principal's home to the target; set whenever Rule is.
+	Path []ID `json:"path,omitempty"`
 }
 
 // Option configures Verify.
 type Option func(*verifyOptions)
 
 type verifyOptions struct {
-	at    time.Time
-	asOf  time.Time
-	asOfS bool
+	at        time.Time
+	asOf      time.Time
+	asOfS     bool
+	challenge []byte
 }
 
 // WithTime sets the time the request is judged at. Verify has no clock:
@@ -93,11 +137,52 @@ func WithGraphAsOf(t time.Time) Option {
 	return func(o *verifyOptions) { o.asOf, o.asOfS = t, true }
 }
 
+// WithChallenge gives the challenge (nonce) this verifier issued to the
+// requester: a proof of possession must answer exactly it.
+//
+// WARNING: without WithChallenge a proof must carry an empty challenge, so
+// one proof can be replayed to the same target for as long as its
+// credential is valid. Issue a fresh challenge per request where replay
+// matters.
+func WithChallenge(b []byte) Option {
+	return func(o *verifyOptions) { o.challenge = b }
+}
+
+// stats is what a decision cost, for tests of the bounds.
+type stats struct {
+	direct   int // direct rules of the target judged (not bounded)
+	examined int // rules examined by the path search (<= MaxRulesExamined)
+	scanned  int // rule entries it looked at (<= MaxRulesScanned)
+}
+
 // Verify decides req against the graph view. It is a pure function of its
-// inputs: the credential's bytes, the view and the times given as options.
-// It checks one signature (the credential's); declarations in the view were
-// verified when they were accepted into it.
+// inputs: the request's bytes, the view and the options.
+//
+// Signatures. Verify checks only the signatures of what the request
+// presents; the declarations of the view (geneses, rules, revocations,
+// rotations, key delegations) were verified when they were accepted into it.
+// It checks, in this order and stopping at the first failure:
+//
+//   - the root credential (the Credential itself, or the last link of
+//     Delegation) against the keys of its authority in the view: root keys
+//     up to their threshold, or one operational key (judge.go), so at most
+//     MaxSignatures checks;
+//   - each delegated credential, from the root down, against its parent's
+//     HolderKey and nothing else (never the authority's keys): one check
+//     each, as a second signature names a key that is not the holder's;
+//   - the proof of possession, when the presented credential has a
+//     HolderKey, against that key: one check.
+//
+// So a request costs at most MaxSignatures+MaxDelegationDepth signature
+// checks, and the search for paths of rules (path.go) at most
+// MaxRulesExamined rule judgements and MaxRulesScanned rule entries beyond
+// the target's own rules, and no signature check at all.
 func Verify(v View, req Request, opts ...Option) Decision {
+	d, _ := verify(v, req, opts...)
+	return d
+}
+
+func verify(v View, req Request, opts ...Option) (Decision, stats) {
 	var o verifyOptions
 	for _, f := range opts {
 		f(&o)
@@ -112,7 +197,8 @@ func Verify(v View, req Request, opts ...Option) Decision {
 	if o.asOfS && o.at.After(o.asOf) {
 		d.GraphAgeMS = o.at.Sub(o.asOf).Milliseconds()
 	}
-	decide(v, req, o.at, &d)
+	var st stats
+	decide(v, &req, &o, &d, &st)
 	if d.Allow {
 		d.Outcome = "allow"
 	} else {
@@ -121,51 +207,43 @@ func Verify(v View, req Request, opts ...Option) Decision {
 	if d.Chain == nil {
 		d.Chain = []ID{}
 	}
-	return d
+	return d, st
 }
 
-func decide(v View, req Request, at time.Time, d *Decision) {
+func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
+	at := o.at
 	deny := func(r Reason, format string, args ...any) {
 		d.Reason, d.Message = r, fmt.Sprintf(format, args...)
 	}
-	cred, err := Parse(req.Credential)
-	if err != nil {
-		deny(ReasonMalformed, "the credential is not a valid declaration: %v", err)
+	links, reason, msg := parseChain(req)
+	if len(links) > 0 {
+		leaf := links[len(links)-1]
+		d.Subject, d.Issuer = leaf.Decl.Credential.Subject, leaf.Decl.Authority
+	}
+	if reason != "" {
+		deny(reason, "%s", msg)
 		return
 	}
-	if cred.Decl.Kind != KindCredential {
-		deny(ReasonMalformed, "the presented declaration is a %v, not a credential", cred.Decl.Kind)
-		return
-	}
-	c := cred.Decl.Credential
-	d.Subject, d.Issuer = c.Subject, cred.Decl.Authority
-	issuer, ok := v.Authority(cred.Decl.Authority)
+	leaf := links[len(links)-1]
+	c := leaf.Decl.Credential
+	issuer, ok := v.Authority(leaf.Decl.Authority)
 	if !ok {
-		deny(ReasonUnknownAuthority, "the credential's issuer %s is not an authority in the graph at version %d", cred.Decl.Authority.Short(), v.Version())
+		deny(ReasonUnknownAuthority, "the credential's issuer %s is not an authority in the graph at version %d", leaf.Decl.Authority.Short(), v.Version())
 		return
 	}
 	d.Chain = append(d.Chain, issuer.ID)
-	if err := cred.VerifyWith(issuer.RootKeys); err != nil {
-		reason := ReasonBadSignature
-		if errors.Is(err, ErrMalformed) {
-			reason = ReasonMalformed
+	if reason, msg := checkChain(v, issuer, links, at, d); reason != "" {
+		deny(reason, "%s", msg)
+		return
+	}
+	if c.HolderKey != nil {
+		if err := checkProof(req.PoP, *c.HolderKey, leaf.ID, req.Target, o.challenge); err != nil {
+			deny(ReasonProofOfPossession, "credential %s is bound to holder key %x: %v", leaf.ID.Short(), c.HolderKey.KeyID(), err)
+			return
 		}
-		deny(reason, "the credential's signature does not verify against %s's declared keys: %v", issuer.Name, err)
-		return
 	}
-	d.Chain = append(d.Chain, cred.ID)
-	if rid, ok := v.RevokedBy(issuer.ID, issuer.ID); ok {
-		d.Chain = append(d.Chain, rid)
-		deny(ReasonRevoked, "authority %s has revoked itself (revocation %s)", issuer.Name, rid.Short())
-		return
-	}
-	if rid, ok := v.RevokedBy(cred.ID, issuer.ID); ok {
-		d.Chain = append(d.Chain, rid)
-		deny(ReasonRevoked, "%s revoked this credential (revocation %s)", issuer.Name, rid.Short())
-		return
-	}
-	if r, msg := window(c.NotBefore, c.NotAfter, at); r != "" {
-		deny(r, "the credential for %q %s", c.Subject, msg)
+	if reason, msg := checkCredentialScope(links, req.Resource, req.Action); reason != "" {
+		deny(reason, "%s", msg)
 		return
 	}
 	target, ok := v.Authority(req.Target)
@@ -178,76 +256,104 @@ func decide(v View, req Request, at time.Time, d *Decision) {
 		deny(ReasonRevoked, "target authority %s has revoked itself (revocation %s)", target.Name, rid.Short())
 		return
 	}
-	// Among the target's rules for this source, the first (in chain order)
-	// that allows wins; otherwise report the rule that came closest, so the
-	// deny names the check a person would want fixed.
-	var best *RuleInfo
-	bestStage, bestReason := -1, Reason("")
+	q := &request{v: v, home: issuer.ID, target: target.ID, subject: c.Subject, attrs: c.Attributes, res: req.Resource, action: req.Action, at: at}
+
+	// Direct rules first: among the target's rules for this source, the
+	// first (in chain order) that allows wins; otherwise remember the rule
+	// that came closest, so the deny names the check a person would want
+	// fixed.
+	best := pathResult{stage: stageNone}
 	for _, ri := range v.RulesFor(target.ID) {
 		if ri.Rule.Source != issuer.ID {
 			continue
 		}
-		stage, reason := judgeRule(v, ri, c.Subject, req, at)
-		if reason == ReasonOK {
-			d.Chain = append(d.Chain, target.ID, ri.ID)
-			d.Allow, d.Rule = true, ri.ID
-			d.Reason = ReasonOK
-			d.Message = fmt.Sprintf("%s accepts %q of %s for %s on %s (rule %s)", target.Name, c.Subject, issuer.Name, req.Action, req.Resource, ri.ID.Short())
+		st.direct++
+		stage, reason := judgeRule(q, ri)
+		if stage == stageOK {
+			allowPath(q, d, []*RuleInfo{ri})
 			return
 		}
-		if stage > bestStage {
-			best, bestStage, bestReason = ri, stage, reason
+		if stage > best.stage {
+			best = pathResult{stage: stage, reason: reason, rules: []*RuleInfo{ri}}
 		}
 	}
-	if best == nil {
-		deny(ReasonNoRule, "%s has no federation rule accepting principals of %s", target.Name, issuer.Name)
+
+	if issuer.ID == target.ID {
+		// No path of several rules leads from an authority to itself.
+		if best.stage == stageNone {
+			deny(ReasonNoRule, "%s has no federation rule accepting principals of %s", target.Name, issuer.Name)
+			return
+		}
+		denyPath(q, d, &best, "")
 		return
 	}
-	d.Chain = append(d.Chain, target.ID, best.ID)
-	d.Rule = best.ID
-	deny(bestReason, "%s's rule %s %s", target.Name, best.ID.Short(), ruleMessage(v, best, bestReason, c.Subject, req, at))
+
+	// Then paths of several rules (see path.go).
+	s := &searcher{q: q}
+	defer func() { st.examined, st.scanned = s.examined, s.scanned }()
+	s.allowPass()
+	switch {
+	case s.found != nil && s.found.stage == stageOK:
+		allowPath(q, d, s.found.rules)
+		return
+	case s.exhausted:
+		deny(ReasonHopsExceeded, "the search for a path of rules from %s to %s gave up after examining %d rules and looking at %d (MaxRulesExamined %d, MaxRulesScanned %d) without finding one that allows: the federation graph between them is too wide to search",
+			issuer.Name, target.Name, s.examined, s.scanned, MaxRulesExamined, MaxRulesScanned)
+		return
+	case s.found != nil:
+		denyPath(q, d, s.found, "")
+		return
+	}
+	s.best = best
+	s.diagnosePass()
+	if s.best.stage == stageOK { // cannot happen: the allow pass saw every such path
+		allowPath(q, d, s.best.rules)
+		return
+	}
+	note := ""
+	if s.exhausted {
+		note = fmt.Sprintf(" (the search for longer paths stopped after examining %d rules and looking at %d: MaxRulesExamined, MaxRulesScanned)", s.examined, s.scanned)
+	}
+	if s.best.stage == stageNone {
+		deny(ReasonNoRule, "%s has no federation rule accepting principals of %s%s", target.Name, issuer.Name, note)
+		return
+	}
+	denyPath(q, d, &s.best, note)
 }
 
-// judgeRule checks one rule against the request. Stages are ordered by how
-// specific to this request the check is, so that the closest rule is the one
-// that matched the most. It builds no message: most rules a request is
-// checked against are not the one its decision names (see ruleMessage).
-func judgeRule(v View, ri *RuleInfo, subject string, req Request, at time.Time) (int, Reason) {
-	r := &ri.Rule
-	if !Match(r.Subjects, subject) {
-		return 1, ReasonSubjectNotAllowed
+// appendPath adds the path's declarers and rules to d, from the home end.
+func appendPath(d *Decision, rules []*RuleInfo) {
+	for i := len(rules) - 1; i >= 0; i-- {
+		d.Chain = append(d.Chain, rules[i].Target, rules[i].ID)
+		d.Path = append(d.Path, rules[i].ID)
 	}
-	if !Match(r.Resources, req.Resource) {
-		return 2, ReasonResourceNotAllowed
-	}
-	if !slices.Contains(r.Actions, req.Action) {
-		return 3, ReasonActionNotAllowed
-	}
-	if reason, _ := window(r.NotBefore, r.NotAfter, at); reason != "" {
-		return 4, reason
-	}
-	if _, ok := v.RevokedBy(ri.ID, ri.Target); ok {
-		return 5, ReasonRevoked
-	}
-	return 6, ReasonOK
 }
 
-// ruleMessage says why rule ri failed with reason.
-func ruleMessage(v View, ri *RuleInfo, reason Reason, subject string, req Request, at time.Time) string {
-	r := &ri.Rule
-	switch reason {
-	case ReasonSubjectNotAllowed:
-		return fmt.Sprintf("accepts subjects %q, not %q", r.Subjects, subject)
-	case ReasonResourceNotAllowed:
-		return fmt.Sprintf("covers resources %q, not %q", r.Resources, req.Resource)
-	case ReasonActionNotAllowed:
-		return fmt.Sprintf("allows actions %v, not %q", r.Actions, req.Action)
-	case ReasonRevoked:
-		rid, _ := v.RevokedBy(ri.ID, ri.Target)
-		return fmt.Sprintf("was revoked (revocation %s)", rid.Short())
+func allowPath(q *request, d *Decision, rules []*RuleInfo) {
+	appendPath(d, rules)
+	r := rules[0]
+	d.Allow, d.Rule, d.Reason = true, r.ID, ReasonOK
+	target, issuer := authorityName(q.v, q.target), authorityName(q.v, q.home)
+	if len(rules) == 1 {
+		d.Message = fmt.Sprintf("%s accepts %q of %s for %s on %s (rule %s)", target, q.subject, issuer, q.action, q.res, r.ID.Short())
+		return
 	}
-	_, msg := window(r.NotBefore, r.NotAfter, at)
-	return msg
+	d.Message = fmt.Sprintf("%s accepts %q of %s for %s on %s over the path %s (rule %s, %d rules)", target, q.subject, issuer, q.action, q.res, describePath(q.v, rules), r.ID.Short(), len(rules))
+}
+
+func denyPath(q *request, d *Decision, p *pathResult, note string) {
+	appendPath(d, p.rules)
+	r := p.rules[p.failed]
+	d.Rule, d.Reason = r.ID, p.reason
+	msg := p.note
+	if msg == "" {
+		msg = ruleMessage(q, r, p.reason, len(p.rules)-1-p.failed)
+	}
+	if len(p.rules) == 1 {
+		d.Message = fmt.Sprintf("%s's rule %s %s%s", authorityName(q.v, r.Target), r.ID.Short(), msg, note)
+		return
+	}
+	d.Message = fmt.Sprintf("on the path %s, %s's rule %s %s%s", describePath(q.v, p.rules), authorityName(q.v, r.Target), r.ID.Short(), msg, note)
 }
 
 // window judges a validity window [nbf, naf) at t; zero bounds are open.
