@@ -191,6 +191,9 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // loops and OnConnect goroutines
 	gate   gate
+	// block is the set Block fills and the connection gater that enforces
+	// it; set by New before libp2p starts.
+	block *blocklist
 
 	connSub event.Subscription // nil unless cfg.OnConnect is set
 
@@ -236,8 +239,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 
+	block := newBlocklist()
 	lh, err := libp2p.New(
 		libp2p.Identity(sk),
+		// Every connection, either way, passes the blocklist (see Block).
+		libp2p.ConnectionGater(block),
 		libp2p.ListenAddrStrings(listen...),
 		// Naming transports replaces the defaults (which add WebSocket,
 		// WebTransport and WebRTC).
@@ -274,7 +280,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		listeners: make(map[*listener]struct{}),
 		scores:    make(map[string]float64),
 		mesh:      make(map[string]map[string]struct{}),
+		block:     block,
 	}
+	lh.Network().Notify(blockNotifee(block))
 	g.gate.init()
 	if err := g.start(); err != nil {
 		cancel()
@@ -485,6 +493,7 @@ func fullAddrs(id peer.ID, addrs []ma.Multiaddr) []string {
 
 // Connect dials the peer at addr (a multiaddr ending in /p2p/<id>),
 // remembers its address permanently (see AddPeer) and returns its peer ID.
+// A blocked peer (see Block) is not dialled: ErrBlocked.
 func (g *Host) Connect(ctx context.Context, addr string) (string, error) {
 	if g.gate.isClosed() {
 		return "", ErrClosed
@@ -495,6 +504,9 @@ func (g *Host) Connect(ctx context.Context, addr string) (string, error) {
 	}
 	if info.ID == g.h.ID() {
 		return "", fmt.Errorf("%w: %q is our own address", ErrBadAddress, addr)
+	}
+	if err := g.errIfBlocked(info.ID, "connect to"); err != nil {
+		return "", err
 	}
 	g.h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.PermanentAddrTTL)
 	ctx, cancel := withDefaultTimeout(ctx)
@@ -689,7 +701,8 @@ func (g *Host) Listen(proto string) (net.Listener, error) {
 
 // Dial opens a stream of protocol proto to peerID. The peer must be
 // connected or have addresses from AddPeer or Connect; otherwise Dial fails
-// with ErrNoAddrs. Without a deadline on ctx, it gives up after 30 s.
+// with ErrNoAddrs. A blocked peer (see Block) fails at once with
+// ErrBlocked. Without a deadline on ctx, it gives up after 30 s.
 func (g *Host) Dial(ctx context.Context, peerID, proto string) (net.Conn, error) {
 	if g.gate.isClosed() {
 		return nil, ErrClosed
@@ -700,6 +713,9 @@ func (g *Host) Dial(ctx context.Context, peerID, proto string) (net.Conn, error)
 	}
 	if id == g.h.ID() {
 		return nil, fmt.Errorf("gossip: dial %s: that is our own peer ID", peerID)
+	}
+	if err := g.errIfBlocked(id, "dial "+proto+" to"); err != nil {
+		return nil, err
 	}
 	if g.h.Network().Connectedness(id) != network.Connected && len(g.h.Peerstore().Addrs(id)) == 0 {
 		return nil, fmt.Errorf("%w %s (dialling %s): call AddPeer or Connect first", ErrNoAddrs, peerID, proto)

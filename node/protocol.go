@@ -232,7 +232,7 @@ func (n *Node) admitJoin(remote string, req joinRequest) joinResponse {
 	if gen.Decl.Kind != authority.KindGenesis {
 		return fail("join: the request carries a %v, not a genesis declaration", gen.Decl.Kind)
 	}
-	if err := gen.VerifyWith(gen.Decl.Genesis.RootKeys); err != nil {
+	if err := gen.VerifyThreshold(gen.Decl.Genesis.RootKeys, int(gen.Decl.Genesis.Threshold)); err != nil {
 		return fail("join: %v", err)
 	}
 	if remote != req.PeerID && !n.isServer(remote) {

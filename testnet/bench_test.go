@@ -30,7 +30,7 @@ func BenchmarkMeshStart(b *testing.B) {
 				}
 				r := &runner{mesh: m}
 				for _, name := range names {
-					if err := r.waitAgreed(ctx, m.Node(name).Authority()); err != nil {
+					if err := r.waitAgreed(ctx, name, m.Node(name).Authority()); err != nil {
 						b.Fatal(err)
 					}
 				}

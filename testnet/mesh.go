@@ -2,11 +2,14 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,12 +26,32 @@ type Mesh struct {
 	mu    sync.Mutex
 	nodes map[string]*member
 	order []string // names in start order; order[0] bootstrapped the cluster
+	// cut holds the partitions in force: cut[x][y] means x and y block each
+	// other. Invariant: symmetric (cut[x][y] == cut[y][x]), never x == x,
+	// names are members.
+	cut map[string]map[string]bool
 }
 
 type member struct {
 	name string
 	home string
-	n    *node.Node // nil while killed
+	peer string // libp2p peer ID; the same across restarts
+	// listen is where the node last listened (multiaddrs without /p2p/),
+	// so that a restart comes back at the same addresses.
+	listen []string
+	n      *node.Node // nil while killed
+}
+
+// listenAddrs strips the /p2p/<id> suffix from a node's full addresses.
+func listenAddrs(full []string) []string {
+	out := make([]string, 0, len(full))
+	for _, a := range full {
+		if i := strings.Index(a, "/p2p/"); i > 0 {
+			a = a[:i]
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // MeshOptions configure a mesh.
@@ -42,7 +65,7 @@ type MeshOptions struct {
 
 // NewMesh returns an empty mesh.
 func NewMesh(o MeshOptions) (*Mesh, error) {
-	m := &Mesh{dir: o.Dir, log: o.Logger, clock: o.Clock, nodes: map[string]*member{}}
+	m := &Mesh{dir: o.Dir, log: o.Logger, clock: o.Clock, nodes: map[string]*member{}, cut: map[string]map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,7 +151,7 @@ func (m *Mesh) start(ctx context.Context, s AuthorityCmd, bootstrap bool, join [
 		return fmt.Errorf("testnet: start %s: %w", s.Name, err)
 	}
 	m.mu.Lock()
-	m.nodes[s.Name] = &member{name: s.Name, home: home, n: n}
+	m.nodes[s.Name] = &member{name: s.Name, home: home, peer: n.PeerID(), listen: listenAddrs(n.Addrs()), n: n}
 	m.order = append(m.order, s.Name)
 	m.mu.Unlock()
 	return nil
@@ -197,7 +220,12 @@ func (m *Mesh) Kill(name string) error {
 	return err
 }
 
-// Restart starts a killed node again from its home directory.
+// Restart starts a killed node again from its home directory, listening
+// where it listened before, as a deployed node with fixed ports does. (The
+// homes ask for ephemeral ports; with new ones at every restart, restarting
+// every node in turn would leave each address book naming only dead
+// addresses, and the cluster unable to reconnect.) If an old port was
+// taken meanwhile, it takes new ones.
 func (m *Mesh) Restart(ctx context.Context, name string) error {
 	m.mu.Lock()
 	mb, ok := m.nodes[name]
@@ -208,14 +236,175 @@ func (m *Mesh) Restart(ctx context.Context, name string) error {
 	if mb.n != nil {
 		return fmt.Errorf("testnet: restart %s: it is running", name)
 	}
-	n, err := node.New(ctx, node.Config{Home: mb.home, Logger: m.log, Clock: m.clock})
+	n, err := node.New(ctx, node.Config{Home: mb.home, Listen: mb.listen, Logger: m.log, Clock: m.clock})
+	if err != nil {
+		m.log.Warn("testnet: restart on the old addresses failed; taking new ports", "node", name, "listen", mb.listen, "err", err)
+		n, err = node.New(ctx, node.Config{Home: mb.home, Logger: m.log, Clock: m.clock})
+	}
 	if err != nil {
 		return fmt.Errorf("testnet: restart %s: %w", name, err)
 	}
 	m.mu.Lock()
 	mb.n = n
+	mb.listen = listenAddrs(n.Addrs())
+	// A partition outlives a restart. The other side blocks this node's
+	// peer ID already, so its gaters refuse the node's first dials; block
+	// them here too, for the connections this node accepts.
+	peers := m.cutPeersLocked(name)
 	m.mu.Unlock()
+	if len(peers) > 0 {
+		if err := n.Block(peers...); err != nil {
+			return fmt.Errorf("testnet: restart %s: keep its partition: %w", name, err)
+		}
+	}
 	return nil
+}
+
+// cutPeersLocked returns the peer IDs of the nodes cut off from name.
+func (m *Mesh) cutPeersLocked(name string) []string {
+	var peers []string
+	for other := range m.cut[name] {
+		peers = append(peers, m.nodes[other].peer)
+	}
+	sort.Strings(peers)
+	return peers
+}
+
+// Partition cuts every node of side off from every node of other, in both
+// directions (each blocks the other's peer ID), until Heal. An empty other
+// means every other node of the mesh. Killed nodes count: the running side
+// blocks them, and a node restarted while cut off stays cut off.
+// Partitions add up: a second one cuts more links.
+func (m *Mesh) Partition(side, other []string) error {
+	m.mu.Lock()
+	for _, name := range append(slices.Clone(side), other...) {
+		if _, ok := m.nodes[name]; !ok {
+			m.mu.Unlock()
+			return fmt.Errorf("testnet: partition: no node %s", name)
+		}
+	}
+	if len(other) == 0 {
+		for _, name := range m.order {
+			if !slices.Contains(side, name) {
+				other = append(other, name)
+			}
+		}
+	}
+	type block struct {
+		n     *node.Node
+		peers []string
+	}
+	blocks := map[string]*block{}
+	add := func(x, y string) {
+		if m.cut[x] == nil {
+			m.cut[x] = map[string]bool{}
+		}
+		m.cut[x][y] = true
+		if n := m.nodes[x].n; n != nil {
+			if blocks[x] == nil {
+				blocks[x] = &block{n: n}
+			}
+			blocks[x].peers = append(blocks[x].peers, m.nodes[y].peer)
+		}
+	}
+	for _, x := range side {
+		for _, y := range other {
+			if x == y {
+				continue
+			}
+			add(x, y)
+			add(y, x)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for name, b := range blocks {
+		if err := b.n.Block(b.peers...); err != nil {
+			errs = append(errs, fmt.Errorf("testnet: partition at %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CutOff reports whether a partition separates nodes x and y.
+func (m *Mesh) CutOff(x, y string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cut[x][y]
+}
+
+// Partitioned reports whether any partition is in force.
+func (m *Mesh) Partitioned() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.cut) > 0
+}
+
+// Reachable returns the running nodes that no partition separates from
+// name (name included when it runs), in start order, with their names.
+func (m *Mesh) Reachable(name string) ([]string, []*node.Node) {
+	names, nodes := m.Live()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var rn []string
+	var rs []*node.Node
+	for i, other := range names {
+		if !m.cut[name][other] {
+			rn = append(rn, other)
+			rs = append(rs, nodes[i])
+		}
+	}
+	return rn, rs
+}
+
+// healConnectTimeout bounds one reconnecting dial of Heal.
+const healConnectTimeout = 10 * time.Second
+
+// Heal lifts every partition: each running node unblocks every peer it
+// blocked, then dials every other running node itself, so that neither
+// libp2p's dial backoff (grown by the refused dials while cut off) nor
+// waiting to be dialled delays the healing. It returns once the dials are
+// done; Raft and gossip resume over the new connections on their own.
+func (m *Mesh) Heal(ctx context.Context) error {
+	m.mu.Lock()
+	clear(m.cut)
+	m.mu.Unlock()
+	names, nodes := m.Live()
+	var errs []error
+	for i, n := range nodes {
+		if b := n.Blocked(); len(b) > 0 {
+			if err := n.Unblock(b...); err != nil {
+				errs = append(errs, fmt.Errorf("testnet: heal %s: %w", names[i], err))
+			}
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		for j, peer := range nodes {
+			if i == j {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var last error
+				for _, addr := range peer.Addrs() {
+					cctx, cancel := context.WithTimeout(ctx, healConnectTimeout)
+					last = n.Connect(cctx, addr)
+					cancel()
+					if last == nil {
+						return
+					}
+				}
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("testnet: heal: %s cannot reach %s: %w", names[i], names[j], last))
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Home returns the home of a node (running or not).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,11 @@ const (
 	agreeTimeout = 60 * time.Second
 	// catchUpTimeout bounds waiting for a restarted node to catch up.
 	catchUpTimeout = 60 * time.Second
+	// burstTimeout bounds waiting for a burst to be agreed at its node.
+	burstTimeout = 120 * time.Second
+	// burstSubmitters is how many goroutines submit a burst at once: enough
+	// to keep the node busy, few enough not to starve its loops.
+	burstSubmitters = 8
 	// defaultCredentialTTL is a credential's validity when ttl= is not given.
 	defaultCredentialTTL = 24 * time.Hour
 	pollInterval         = 20 * time.Millisecond
@@ -217,7 +223,7 @@ func (r *runner) authorities(ctx context.Context, steps []Step) {
 		a := s.Cmd.(*AuthorityCmd)
 		res := StepResult{Line: s.Line, Op: s.Op, Node: a.Name, Want: "agreed at every node"}
 		if err == nil {
-			err = r.waitAgreed(ctx, r.mesh.Node(a.Name).Authority())
+			err = r.waitAgreed(ctx, a.Name, r.mesh.Node(a.Name).Authority())
 		}
 		res.ElapsedMS = time.Since(start).Milliseconds()
 		if err != nil {
@@ -233,11 +239,13 @@ func (r *runner) authorities(ctx context.Context, steps []Step) {
 	}
 }
 
-// waitAgreed waits until every live node holds id in its agreed graph.
-func (r *runner) waitAgreed(ctx context.Context, id authority.ID) error {
+// waitAgreed waits until every live node that origin (where id was
+// submitted) can reach holds id in its agreed graph: all of them unless a
+// partition cuts some off.
+func (r *runner) waitAgreed(ctx context.Context, origin string, id authority.ID) error {
 	deadline := time.Now().Add(agreeTimeout)
 	for {
-		names, nodes := r.mesh.Live()
+		names, nodes := r.mesh.Reachable(origin)
 		var missing []string
 		for i, n := range nodes {
 			if !n.Agreed(id) {
@@ -298,7 +306,7 @@ func (r *runner) step(ctx context.Context, s Step) {
 			d.Kind, d.Rule = authority.KindRule, &rule
 		})
 		if err == nil {
-			err = r.waitAgreed(ctx, sd.ID)
+			err = r.waitAgreed(ctx, c.Target, sd.ID)
 		}
 		if err != nil {
 			r.fail(s, c.Target, "%v", err)
@@ -313,8 +321,13 @@ func (r *runner) step(ctx context.Context, s Step) {
 		if rule.NotAfter != 0 {
 			until = "until " + time.Unix(rule.NotAfter, 0).UTC().Format(time.RFC3339)
 		}
-		r.printf("  ✓ %s accepts %s: subjects %q, resources %q, actions %s, %s  (rule %s, agreed at every node in %d ms)\n",
-			c.Target, c.Source, c.Subjects, c.Resources, strings.Join(c.Actions, ","), until, sd.ID.Short(), time.Since(start).Milliseconds())
+		where := "every node"
+		if r.mesh.Partitioned() {
+			names, _ := r.mesh.Reachable(c.Target)
+			where = "every node on its side (" + strings.Join(names, ", ") + ")"
+		}
+		r.printf("  ✓ %s accepts %s: subjects %q, resources %q, actions %s, %s  (rule %s, agreed at %s in %d ms)\n",
+			c.Target, c.Source, c.Subjects, c.Resources, strings.Join(c.Actions, ","), until, sd.ID.Short(), where, time.Since(start).Milliseconds())
 
 	case *CredentialCmd:
 		h, err := r.mesh.Home(c.Issuer)
@@ -400,6 +413,33 @@ func (r *runner) step(ctx context.Context, s Step) {
 	case *ExpectCheckpointEqualCmd:
 		r.expectCheckpointEqual(ctx, s, c)
 
+	case *ExpectConvergedCmd:
+		r.expectConverged(ctx, s, c)
+
+	case *BurstCmd:
+		r.burst(ctx, s, c)
+
+	case *PartitionCmd:
+		if err := r.mesh.Partition(c.Nodes, c.From); err != nil {
+			r.fail(s, "", "%v", err)
+			return
+		}
+		from := "every other node"
+		if len(c.From) > 0 {
+			from = strings.Join(c.From, ", ")
+		}
+		r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: strings.Join(c.Nodes, ","), Got: "cut off from " + from})
+		r.printf("  ✓ partition: %s cut off from %s (both ways: connections closed, new ones refused)\n", strings.Join(c.Nodes, ", "), from)
+
+	case *HealCmd:
+		if err := r.mesh.Heal(ctx); err != nil {
+			r.fail(s, "", "%v", err)
+			return
+		}
+		names, _ := r.mesh.Live()
+		r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Got: "healed", ElapsedMS: time.Since(start).Milliseconds()})
+		r.printf("  ✓ healed: every partition lifted, %d nodes reconnected to each other  (%d ms)\n", len(names), time.Since(start).Milliseconds())
+
 	case *KillCmd:
 		if err := r.mesh.Kill(c.Node); err != nil {
 			r.fail(s, c.Node, "%v", err)
@@ -435,19 +475,40 @@ func (r *runner) step(ctx context.Context, s Step) {
 }
 
 // waitCaughtUp waits until a restarted node's graph is as new as the most
-// advanced live node's was when it came back.
+// advanced live node's (that it can reach) was when it came back, and until
+// it is connected to each of those nodes again: its graph may be current
+// from its own disk at once, but until it is connected, gossip (a
+// revocation, say) cannot reach it.
 func (r *runner) waitCaughtUp(ctx context.Context, name string) (uint64, error) {
 	var target uint64
-	names, nodes := r.mesh.Live()
+	names, nodes := r.mesh.Reachable(name)
+	var peers, peerNames []string
 	for i, n := range nodes {
-		if names[i] != name && n.GraphVersion() > target {
+		if names[i] == name {
+			continue
+		}
+		peers, peerNames = append(peers, n.PeerID()), append(peerNames, names[i])
+		if n.GraphVersion() > target {
 			target = n.GraphVersion()
 		}
 	}
 	n := r.mesh.Node(name)
 	deadline := time.Now().Add(catchUpTimeout)
-	for n.GraphVersion() < target {
+	for {
+		connected := n.Status().Peers
+		var missing []string
+		for i, p := range peers {
+			if !slices.Contains(connected, p) {
+				missing = append(missing, peerNames[i])
+			}
+		}
+		if n.GraphVersion() >= target && len(missing) == 0 {
+			break
+		}
 		if time.Now().After(deadline) {
+			if len(missing) > 0 {
+				return n.GraphVersion(), fmt.Errorf("%s is not connected to %s after %s", name, strings.Join(missing, ", "), catchUpTimeout)
+			}
 			return n.GraphVersion(), fmt.Errorf("%s is at graph version %d after %s, the mesh at %d", name, n.GraphVersion(), catchUpTimeout, target)
 		}
 		select {
@@ -603,6 +664,154 @@ func (r *runner) expectCheckpointEqual(ctx context.Context, s Step, c *ExpectChe
 			r.record(StepResult{Line: s.Line, Op: s.Op, Want: "one checkpoint", Got: got, ElapsedMS: time.Since(start).Milliseconds(),
 				Message: "nodes disagree: " + got})
 			r.printf("  ✗ nodes report different checkpoints: %s\n", got)
+			return
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// burst signs c.N federation rules of c.Auth at consecutive chain positions
+// (each accepting the authority itself on its own resource burst://LINE/i),
+// all before submitting any, then submits them to its node from several
+// goroutines (the pool orders them by seq), and waits until its node has
+// agreed them all.
+func (r *runner) burst(ctx context.Context, s Step, c *BurstCmd) {
+	n := r.liveNode(s, c.Auth)
+	if n == nil {
+		return
+	}
+	h := n.Home()
+	start := time.Now()
+	unlock, err := h.LockSigning()
+	if err != nil {
+		r.fail(s, c.Auth, "%v", err)
+		return
+	}
+	// Hold the home's signing lock while signing and submitting, as
+	// SignNext does, so no other signer takes these positions meanwhile.
+	release := sync.OnceFunc(unlock)
+	defer release()
+	head, err := n.Head(ctx, h.Authority.String())
+	if err != nil {
+		r.fail(s, c.Auth, "%v", err)
+		return
+	}
+	now := r.clock().Unix()
+	sds := make([]*authority.Signed, c.N)
+	prev := head.HeadID
+	for i := range sds {
+		sd, err := authority.Sign(authority.Declaration{
+			Kind: authority.KindRule, Authority: h.Authority, Seq: head.Head + 1 + uint64(i), Prev: prev, IssuedAt: now,
+			Rule: &authority.Rule{Source: h.Authority, Subjects: "*", Resources: fmt.Sprintf("burst://%d/%d", s.Line, i), Actions: []string{"read"}},
+		}, h.Root)
+		if err != nil {
+			r.fail(s, c.Auth, "sign declaration %d of the burst: %v", i, err)
+			return
+		}
+		sds[i], prev = sd, sd.ID
+	}
+	signed := time.Since(start)
+
+	submitStart := time.Now()
+	next := make(chan *authority.Signed)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for range min(burstSubmitters, c.N) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sd := range next {
+				if _, err := n.Submit(ctx, sd.Raw); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("submit seq %d: %w", sd.Decl.Seq, err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, sd := range sds {
+		next <- sd
+	}
+	close(next)
+	wg.Wait()
+	release()
+	submitted := time.Since(submitStart)
+	if firstErr != nil {
+		r.fail(s, c.Auth, "%v", firstErr)
+		return
+	}
+
+	last := sds[len(sds)-1]
+	deadline := time.Now().Add(burstTimeout)
+	for !n.Agreed(last.ID) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			r.fail(s, c.Auth, "the burst's last declaration (seq %d) is not agreed at %s after %s (graph version %d)",
+				last.Decl.Seq, c.Auth, burstTimeout, n.GraphVersion())
+			return
+		}
+		time.Sleep(pollInterval)
+	}
+	agreed := time.Since(submitStart)
+	r.declared = append(r.declared, last.ID) // the chain's last: the rest come with it
+	rate := float64(c.N) / agreed.Seconds()
+	r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.Auth,
+		Got:       fmt.Sprintf("%d declarations agreed, %.0f/s", c.N, rate),
+		ElapsedMS: time.Since(start).Milliseconds()})
+	r.printf("  ✓ %s published %d rules (seq %d..%d): signed in %d ms, submitted in %d ms, agreed at %s in %d ms (%.0f declarations/s); graph version %d\n",
+		c.Auth, c.N, head.Head+1, last.Decl.Seq, signed.Milliseconds(), submitted.Milliseconds(), c.Auth, agreed.Milliseconds(), rate, n.GraphVersion())
+}
+
+// expectConverged checks that every live node has the same graph version
+// and the same content: the same transparency-log root at that version.
+func (r *runner) expectConverged(ctx context.Context, s Step, c *ExpectConvergedCmd) {
+	start := time.Now()
+	deadline := start.Add(c.Within)
+	for {
+		names, nodes := r.mesh.Live()
+		if len(nodes) == 0 {
+			r.fail(s, "", "no node is running")
+			return
+		}
+		seen := map[string][]string{}
+		for i, n := range nodes {
+			key := "no log"
+			if cp, err := n.Checkpoint(); err == nil {
+				// The checkpoint's size is the graph version it was taken
+				// at; a version that moved since then shows as a mismatch
+				// and the next round looks again.
+				key = fmt.Sprintf("v%d:%x", cp.Size, cp.Root[:8])
+				if v := n.GraphVersion(); v != cp.Size {
+					key = fmt.Sprintf("v%d (moving)", v)
+				}
+			}
+			seen[key] = append(seen[key], names[i])
+		}
+		if len(seen) == 1 {
+			var got string
+			for k := range seen {
+				got = k
+			}
+			r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Want: "one graph", Got: got, ElapsedMS: time.Since(start).Milliseconds()})
+			r.printf("  ✓ converged: all %d live nodes at graph version:root %s  (%d ms)\n", len(nodes), got, time.Since(start).Milliseconds())
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			keys := make([]string, 0, len(seen))
+			for k := range seen {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, k+" at "+strings.Join(seen[k], ","))
+			}
+			got := strings.Join(parts, "; ")
+			r.record(StepResult{Line: s.Line, Op: s.Op, Want: "one graph", Got: got, ElapsedMS: time.Since(start).Milliseconds(),
+				Message: "nodes have not converged: " + got})
+			r.printf("  ✗ line %d: nodes have not converged after %s: %s\n", s.Line, c.Within, got)
 			return
 		}
 		time.Sleep(pollInterval)

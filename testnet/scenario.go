@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,6 +155,35 @@ type ExpectOfflineCmd struct {
 	AllowStale time.Duration
 }
 
+// ExpectConvergedCmd is `expect-converged [within=DUR]`: every live node
+// has the same graph version and the same content (the same
+// transparency-log root at that version).
+type ExpectConvergedCmd struct {
+	Within time.Duration // 0 = check once. Invariant: >= 0.
+}
+
+// BurstCmd is `burst AUTH N`: AUTH signs N federation rules at consecutive
+// chain positions and submits them to its node as fast as it can.
+type BurstCmd struct {
+	Auth string
+	N    int // Invariant: 1 <= N <= MaxBurst.
+}
+
+// MaxBurst bounds burst's N: each declaration is signed and held in memory
+// before the first is submitted.
+const MaxBurst = 10_000
+
+// PartitionCmd is `partition NODE[,NODE...] [from NODE[,NODE...]]`: cut
+// Nodes off from From (every other node of the mesh when From is nil), in
+// both directions, until heal.
+type PartitionCmd struct {
+	Nodes []string // Invariant: non-empty, no duplicates.
+	From  []string // nil: the rest of the mesh. Invariant: nil or non-empty, no duplicates, disjoint from Nodes.
+}
+
+// HealCmd is `heal`: undo every partition and reconnect the nodes.
+type HealCmd struct{}
+
 // KillCmd is `kill NODE`.
 type KillCmd struct{ Node string }
 
@@ -175,13 +205,21 @@ type WaitCmd struct {
 //	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]
 //	credential NAME issuer=AUTH subject=S [ttl=DUR]
 //	revoke AUTH NAME
+//	burst AUTH N
 //	expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR]
-//	bundle NAME from=NODE
-//	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE]
+//	bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
+//	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
+//	expect-checkpoint-equal [within=DUR]
+//	expect-converged [within=DUR]
 //	kill NODE
 //	restart NODE
+//	partition NODE[,NODE...] [from NODE[,NODE...]]
+//	heal
 //	wait DUR
 //
+// Usage returns the exact list. Words in brackets are optional (from and
+// its list go together); NODE[,NODE...] is a comma-separated list of names
+// with no spaces.
 // Tokens are separated by spaces or tabs. "#" outside double quotes starts
 // a comment. A value may be double-quoted, either positional ("a b") or
 // after key= (key="a b"); inside quotes only \" and \\ are escapes. Quotes
@@ -259,6 +297,9 @@ type opSpec struct {
 	build func(a *stepArgs) (any, error) // called only when every check passed
 	usage string                         // derived from pos and keys at init
 	keyOf map[string]*keySpec            // derived from keys at init
+	// optFrom is the index of the first optional positional, len(pos) if
+	// none; derived at init.
+	optFrom int
 }
 
 // posSpec is one positional argument.
@@ -266,8 +307,12 @@ type posSpec struct {
 	label   string                    // usage metavariable: NAME, AUTH, or the keyword itself
 	keyword bool                      // the token must equal label (e.g. "accepts")
 	parse   func(string) (any, error) // nil for a keyword
-	ref     *symRef                   // the value must name an earlier definition
+	ref     *symRef                   // the value (each item of a list value) must name an earlier definition
 	defines symKind                   // the value defines a new symbol
+	// optional marks a trailing group of positionals that may be left out
+	// together (all or none). Invariant: the optional ones of an op are a
+	// suffix of its pos.
+	optional bool
 }
 
 // keySpec is one key=value argument.
@@ -283,7 +328,7 @@ type keySpec struct {
 
 // stepArgs is what a builder sees: every value already parsed and checked.
 type stepArgs struct {
-	pos  []any          // one per posSpec; nil for keywords
+	pos  []any          // one per posSpec; nil for keywords and left-out optionals
 	vals map[string]any // by key name; absent keys without a default are missing
 }
 
@@ -370,6 +415,16 @@ var opTable = []*opSpec{
 		},
 	},
 	{
+		op: "burst",
+		pos: []posSpec{
+			{label: "AUTH", parse: nameValue, ref: refAuthority},
+			{label: "N", parse: countValue(MaxBurst)},
+		},
+		build: func(a *stepArgs) (any, error) {
+			return &BurstCmd{Auth: posVal[string](a, 0), N: posVal[int](a, 1)}, nil
+		},
+	},
+	{
 		op: "expect",
 		pos: []posSpec{
 			{label: "allow|deny", parse: verdictValue},
@@ -438,6 +493,13 @@ var opTable = []*opSpec{
 		},
 	},
 	{
+		op:   "expect-converged",
+		keys: []keySpec{{name: "within", meta: "DUR", parse: nonNegDuration}},
+		build: func(a *stepArgs) (any, error) {
+			return &ExpectConvergedCmd{Within: keyVal[time.Duration](a, "within")}, nil
+		},
+	},
+	{
 		op:  "kill",
 		pos: []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
 		build: func(a *stepArgs) (any, error) {
@@ -450,6 +512,27 @@ var opTable = []*opSpec{
 		build: func(a *stepArgs) (any, error) {
 			return &RestartCmd{Node: posVal[string](a, 0)}, nil
 		},
+	},
+	{
+		op: "partition",
+		pos: []posSpec{
+			{label: "NODE[,NODE...]", parse: nodesValue, ref: refAuthority},
+			{label: "from", keyword: true, optional: true},
+			{label: "NODE[,NODE...]", parse: nodesValue, ref: refAuthority, optional: true},
+		},
+		build: func(a *stepArgs) (any, error) {
+			c := &PartitionCmd{Nodes: posVal[[]string](a, 0), From: posVal[[]string](a, 2)}
+			for _, n := range c.From {
+				if slices.Contains(c.Nodes, n) {
+					return nil, fmt.Errorf("node %q is on both sides of the partition", n)
+				}
+			}
+			return c, nil
+		},
+	},
+	{
+		op:    "heal",
+		build: func(*stepArgs) (any, error) { return &HealCmd{}, nil },
 	},
 	{
 		op:  "wait",
@@ -475,11 +558,23 @@ func indexOps(table []*opSpec) map[string]*opSpec {
 			panic("testnet: scenario op without builder: " + s.op)
 		}
 		words := []string{s.op}
-		for _, p := range s.pos {
+		s.optFrom = len(s.pos)
+		for i, p := range s.pos {
 			if p.keyword == (p.parse != nil) {
 				panic("testnet: scenario op " + s.op + ": positional " + p.label + " needs exactly one of keyword, parse")
 			}
+			switch {
+			case p.optional && s.optFrom == len(s.pos):
+				s.optFrom = i
+			case !p.optional && s.optFrom < len(s.pos):
+				panic("testnet: scenario op " + s.op + ": required positional " + p.label + " after an optional one")
+			}
 			words = append(words, p.label)
+		}
+		if s.optFrom < len(s.pos) {
+			first, last := 1+s.optFrom, len(words)-1
+			words[first] = "[" + words[first]
+			words[last] += "]"
 		}
 		s.keyOf = make(map[string]*keySpec, len(s.keys))
 		for i := range s.keys {
@@ -677,6 +772,9 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 	a := &stepArgs{pos: make([]any, len(spec.pos)), vals: make(map[string]any)}
 	for i, ps := range spec.pos {
 		if i >= len(posToks) {
+			if i == spec.optFrom {
+				break // the optional group is left out, as a whole
+			}
 			return nil, bad("missing %s", ps.label)
 		}
 		t := posToks[i]
@@ -735,13 +833,15 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 
 	// Semantic checks, in token order so the first offending token is named.
 	for i, ps := range spec.pos {
-		if ps.ref == nil && ps.defines == symNone {
+		if i >= len(posToks) || ps.ref == nil && ps.defines == symNone {
 			continue
 		}
 		v := posToks[i].val
 		if ps.ref != nil {
-			if err := p.resolve(ps.ref, ps.label, v); err != nil {
-				return nil, fmt.Errorf("%s: %w", spec.op, err)
+			for _, item := range refItems(a.pos[i], v) {
+				if err := p.resolve(ps.ref, ps.label, item); err != nil {
+					return nil, fmt.Errorf("%s: %w", spec.op, err)
+				}
 			}
 		}
 		if ps.defines != symNone {
@@ -753,8 +853,10 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 	for _, t := range kvToks {
 		ks := keyOf[t.key]
 		if ks.ref != nil {
-			if err := p.resolve(ks.ref, ks.name+"=", t.val); err != nil {
-				return nil, fmt.Errorf("%s: %w", spec.op, err)
+			for _, item := range refItems(a.vals[t.key], t.val) {
+				if err := p.resolve(ks.ref, ks.name+"=", item); err != nil {
+					return nil, fmt.Errorf("%s: %w", spec.op, err)
+				}
 			}
 		}
 		if ks.defines != symNone {
@@ -782,7 +884,7 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 
 	// Define only once the whole line is good.
 	for i, ps := range spec.pos {
-		if ps.defines != symNone {
+		if i < len(posToks) && ps.defines != symNone {
 			p.define(ps.defines, posToks[i].val)
 		}
 	}
@@ -792,6 +894,15 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 		}
 	}
 	return &Step{Line: n, Text: textPart, Op: spec.op, Cmd: cmd}, nil
+}
+
+// refItems returns the names a value refers to: each item of a list value,
+// else the raw value itself.
+func refItems(parsed any, raw string) []string {
+	if list, ok := parsed.([]string); ok {
+		return list
+	}
+	return []string{raw}
 }
 
 func keyNames(s *opSpec) []string {
@@ -1025,6 +1136,35 @@ func namesValue(s string) (any, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// nodesValue is a comma-separated list of names, each listed once.
+func nodesValue(s string) (any, error) {
+	v, err := namesValue(s)
+	if err != nil {
+		return nil, err
+	}
+	list := v.([]string)
+	for i, n := range list {
+		if slices.Contains(list[:i], n) {
+			return nil, fmt.Errorf("%q is listed twice", n)
+		}
+	}
+	return list, nil
+}
+
+// countValue is a whole number from 1 to max.
+func countValue(max int) func(string) (any, error) {
+	return func(s string) (any, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || strings.TrimLeft(s, "0123456789") != "" {
+			return nil, fmt.Errorf("must be a whole number from 1 to %d", max)
+		}
+		if n < 1 || n > max {
+			return nil, fmt.Errorf("must be from 1 to %d, got %d", max, n)
+		}
+		return n, nil
+	}
 }
 
 // timeValue is an RFC3339 time.

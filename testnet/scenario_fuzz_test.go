@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,8 +21,12 @@ var scenarioCmdTypes = map[string]reflect.Type{
 	"bundle":                  reflect.TypeFor[*BundleCmd](),
 	"expect-offline":          reflect.TypeFor[*ExpectOfflineCmd](),
 	"expect-checkpoint-equal": reflect.TypeFor[*ExpectCheckpointEqualCmd](),
+	"expect-converged":        reflect.TypeFor[*ExpectConvergedCmd](),
+	"burst":                   reflect.TypeFor[*BurstCmd](),
 	"kill":                    reflect.TypeFor[*KillCmd](),
 	"restart":                 reflect.TypeFor[*RestartCmd](),
+	"partition":               reflect.TypeFor[*PartitionCmd](),
+	"heal":                    reflect.TypeFor[*HealCmd](),
 	"wait":                    reflect.TypeFor[*WaitCmd](),
 }
 
@@ -43,6 +48,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(formDecls + "expect deny c at=b resource=\"a \\\"b\\\" # c\" action=read on=a within=1d2h\n"))
 	f.Add([]byte("authority a\r\nwait 1d\r\n"))
 	f.Add([]byte("\ufeffkill \"a"))
+	f.Add([]byte("authority a\nauthority b\npartition a from b\nburst a 7\nheal\nexpect-converged within=1s\n"))
 
 	f.Fuzz(func(t *testing.T, src []byte) {
 		sc, err := Parse("fuzz", src)
@@ -118,6 +124,25 @@ func checkStepInvariants(t *testing.T, st Step) {
 	case *WaitCmd:
 		if c.D < 0 {
 			t.Fatalf("line %d: negative wait", st.Line)
+		}
+	case *ExpectConvergedCmd:
+		if c.Within < 0 {
+			t.Fatalf("line %d: negative within", st.Line)
+		}
+	case *BurstCmd:
+		if c.N < 1 || c.N > MaxBurst {
+			t.Fatalf("line %d: burst of %d", st.Line, c.N)
+		}
+	case *PartitionCmd:
+		if len(c.Nodes) == 0 || c.From != nil && len(c.From) == 0 {
+			t.Fatalf("line %d: partition %#v has an empty side", st.Line, c)
+		}
+		seen := map[string]bool{}
+		for _, n := range append(slices.Clone(c.Nodes), c.From...) {
+			if seen[n] {
+				t.Fatalf("line %d: %q twice in partition %#v", st.Line, n, c)
+			}
+			seen[n] = true
 		}
 	}
 }

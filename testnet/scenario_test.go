@@ -81,6 +81,15 @@ func TestParseForms(t *testing.T) {
 		{"wait", "wait 1500ms", &WaitCmd{D: 1500 * time.Millisecond}},
 		{"wait days", "wait 2d", &WaitCmd{D: 48 * time.Hour}},
 		{"wait zero", "wait 0s", &WaitCmd{}},
+		{"burst", "burst a 300", &BurstCmd{Auth: "a", N: 300}},
+		{"burst max", "burst b 10000", &BurstCmd{Auth: "b", N: MaxBurst}},
+		{"partition one", "partition a", &PartitionCmd{Nodes: []string{"a"}}},
+		{"partition from", "partition a from b", &PartitionCmd{Nodes: []string{"a"}, From: []string{"b"}}},
+		{"partition list", "partition b,a", &PartitionCmd{Nodes: []string{"b", "a"}}},
+		{"heal", "heal", &HealCmd{}},
+		{"expect-converged", "expect-converged", &ExpectConvergedCmd{}},
+		{"expect-converged within", "expect-converged within=1m", &ExpectConvergedCmd{Within: time.Minute}},
+		{"expect-checkpoint-equal", "expect-checkpoint-equal", &ExpectCheckpointEqualCmd{}},
 
 		// Quoting, comments, escapes.
 		{"quoted value with spaces", `credential d issuer=a subject="role/a b"`,
@@ -229,6 +238,29 @@ func TestParseErrors(t *testing.T) {
 		{"credential named like rule", "authority a\nfederate a accepts a subjects=* resources=* actions=r as=x\ncredential x issuer=a subject=s", 3,
 			[]string{"already defined on line 2 as a federate as= rule", "share names"}},
 		{"first bad line wins", "bogus1\nbogus2", 1, []string{`"bogus1"`}},
+
+		// Faults and load.
+		{"partition nothing", "partition", 1, []string{"partition: missing NODE[,NODE...]",
+			"(want: partition NODE[,NODE...] [from NODE[,NODE...]])"}},
+		{"partition undeclared", "authority a\npartition a,b", 2, []string{`partition: NODE[,NODE...] "b": no authority named "b"`}},
+		{"partition undeclared from", "authority a\npartition a from z", 2, []string{`NODE[,NODE...] "z": no authority`}},
+		{"partition from missing", "authority a\npartition a from", 2, []string{"partition: missing NODE[,NODE...]"}},
+		{"partition two lists", "authority a\nauthority b\npartition a b", 3, []string{`want keyword "from", got "b"`}},
+		{"partition extra", "authority a\nauthority b\npartition a from b a", 3, []string{`unexpected argument "a"`}},
+		{"partition both sides", "authority a\nauthority b\npartition a,b from b", 3, []string{`node "b" is on both sides`}},
+		{"partition twice", "authority a\npartition a,a", 2, []string{`"a" is listed twice`}},
+		{"partition empty item", "authority a\npartition a,", 2, []string{`"" is not a name`}},
+		{"partition spaces", "authority a\nauthority b\npartition a, b", 3, []string{`"" is not a name`}},
+		{"partition key", "authority a\npartition a within=1s", 2, []string{"partition takes no keys"}},
+		{"heal args", "heal now", 1, []string{`heal: unexpected argument "now"`}},
+		{"burst no count", "authority a\nburst a", 2, []string{"burst: missing N", "(want: burst AUTH N)"}},
+		{"burst zero", "authority a\nburst a 0", 2, []string{`bad N "0": must be from 1 to 10000`}},
+		{"burst too many", "authority a\nburst a 10001", 2, []string{"must be from 1 to 10000, got 10001"}},
+		{"burst not a number", "authority a\nburst a 1e3", 2, []string{`bad N "1e3": must be a whole number`}},
+		{"burst signed", "authority a\nburst a +5", 2, []string{`bad N "+5"`}},
+		{"burst overflow", "authority a\nburst a 99999999999999999999", 2, []string{"must be a whole number"}},
+		{"burst undeclared", "burst a 3", 1, []string{`burst: AUTH "a": no authority`}},
+		{"expect-converged bad within", "expect-converged within=soon", 1, []string{`bad within= "soon"`}},
 		{"bad line defines nothing", "authority a kind=a+b\nkill a", 1, []string{"kind="}},
 	}
 	for _, tt := range tests {
@@ -292,12 +324,16 @@ func TestUsage(t *testing.T) {
 federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]
 credential NAME issuer=AUTH subject=S [ttl=DUR]
 revoke AUTH NAME
+burst AUTH N
 expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR]
 bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 expect-checkpoint-equal [within=DUR]
+expect-converged [within=DUR]
 kill NODE
 restart NODE
+partition NODE[,NODE...] [from NODE[,NODE...]]
+heal
 wait DUR
 `
 	if got := Usage(); got != want {
@@ -459,6 +495,8 @@ func TestTableChecks(t *testing.T) {
 			keys: []keySpec{{name: "k", meta: "K", parse: nameValue}, {name: "k", meta: "K", parse: nameValue}}}}},
 		{"key without parser", []*opSpec{{op: "x", build: build, keys: []keySpec{{name: "k", meta: "K"}}}}},
 		{"positional without parser", []*opSpec{{op: "x", build: build, pos: []posSpec{{label: "N"}}}}},
+		{"required after optional", []*opSpec{{op: "x", build: build, pos: []posSpec{
+			{label: "A", parse: nameValue, optional: true}, {label: "B", parse: nameValue}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -586,6 +624,13 @@ func TestEveryFormFixture(t *testing.T) {
 			&ExpectOfflineCmd{Cred: "alice", Bundle: "b2", At: "pki", Resource: "db/orders", Action: "read", Reason: "stale-bundle",
 				AtTime: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), AllowStale: time.Hour}},
 		{34, "expect-checkpoint-equal within=3s", "expect-checkpoint-equal", &ExpectCheckpointEqualCmd{Within: 3 * time.Second}},
+		{35, "burst aws 3", "burst", &BurstCmd{Auth: "aws", N: 3}},
+		{36, "partition edge-1.site_a", "partition", &PartitionCmd{Nodes: []string{"edge-1.site_a"}}},
+		{37, `partition aws,pki from "edge-1.site_a"`, "partition",
+			&PartitionCmd{Nodes: []string{"aws", "pki"}, From: []string{"edge-1.site_a"}}},
+		{38, "heal", "heal", &HealCmd{}},
+		{39, "expect-converged", "expect-converged", &ExpectConvergedCmd{}},
+		{40, "expect-converged within=30s", "expect-converged", &ExpectConvergedCmd{Within: 30 * time.Second}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))
