@@ -682,6 +682,22 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 	return d
 }
 
+// VerifyRequest is Verify for a whole request: one that carries a
+// delegation chain (req.Delegation) or a proof of possession (req.PoP).
+// target names the target authority (req.Target is ignored, as in
+// authority.VerifyNamed); opts add to the node's own (a verifier's
+// challenge: authority.WithChallenge). Like Verify it reads local state only.
+func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time, opts ...authority.Option) authority.Decision {
+	asOf := n.graphAsOf()
+	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf)}, opts...)
+	var d authority.Decision
+	n.store.View(func(v authority.View) {
+		d = authority.VerifyNamed(overlay{View: v, prov: n.prov}, req, target, all...)
+	})
+	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
+	return d
+}
+
 // Head is an authority's next chain position as this node sees it: the
 // agreed head, advanced over pending declarations that extend it.
 func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {

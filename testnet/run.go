@@ -81,12 +81,20 @@ type RunOptions struct {
 
 // runner executes one scenario on a mesh.
 type runner struct {
-	sc      *Scenario
-	mesh    *Mesh
-	out     io.Writer
-	clock   func() time.Time
-	extra   int
-	creds   map[string]*authority.Signed
+	sc    *Scenario
+	mesh  *Mesh
+	out   io.Writer
+	clock func() time.Time
+	extra int
+	creds map[string]*authority.Signed
+	// holders keeps the private holder key of each credential made with
+	// holder-key=yes: the runner is its holder, so it proves possession and
+	// signs delegations with it.
+	holders map[string]*authority.PrivateKey
+	// chains is each delegated credential's chain of parents as a request
+	// presents it (authority.Request.Delegation): nearest parent first,
+	// ending with the root credential. Absent for a root credential.
+	chains  map[string][][]byte
 	rules   map[string]authority.ID
 	bundles map[string][]byte
 	// seen is the edge site's memory: the newest graph version it has
@@ -109,7 +117,7 @@ func Run(ctx context.Context, sc *Scenario, src []byte, o RunOptions) (*Result, 
 	}
 	r := &runner{
 		sc: sc, mesh: mesh, out: o.Out, clock: mesh.clock,
-		creds: map[string]*authority.Signed{}, rules: map[string]authority.ID{}, bundles: map[string][]byte{}, seen: map[string]uint64{},
+		creds: map[string]*authority.Signed{}, holders: map[string]*authority.PrivateKey{}, chains: map[string][][]byte{}, rules: map[string]authority.ID{}, bundles: map[string][]byte{}, seen: map[string]uint64{},
 		narr: narration(src, sc), res: Result{OK: true, Steps: []StepResult{}},
 	}
 	if r.out == nil {
@@ -295,7 +303,7 @@ func (r *runner) step(ctx context.Context, s Step) {
 			src = h.Authority
 		}
 		now := r.clock()
-		rule := authority.Rule{Source: src, Subjects: c.Subjects, Resources: c.Resources, Actions: c.Actions}
+		rule := authority.Rule{Source: src, Subjects: c.Subjects, Resources: c.Resources, Actions: c.Actions, Hops: c.Hops, Require: c.Require}
 		switch {
 		case c.Until.Set && !c.Until.Absolute.IsZero():
 			rule.NotAfter = c.Until.Absolute.Unix()
@@ -326,36 +334,18 @@ func (r *runner) step(ctx context.Context, s Step) {
 			names, _ := r.mesh.Reachable(c.Target)
 			where = "every node on its side (" + strings.Join(names, ", ") + ")"
 		}
-		r.printf("  ✓ %s accepts %s: subjects %q, resources %q, actions %s, %s  (rule %s, agreed at %s in %d ms)\n",
-			c.Target, c.Source, c.Subjects, c.Resources, strings.Join(c.Actions, ","), until, sd.ID.Short(), where, time.Since(start).Milliseconds())
+		var extra string
+		if c.Hops > 0 {
+			extra += fmt.Sprintf(", %d further hops", c.Hops)
+		}
+		if len(c.Require) > 0 {
+			extra += fmt.Sprintf(", requires %s", attrsText(c.Require))
+		}
+		r.printf("  ✓ %s accepts %s: subjects %q, resources %q, actions %s, %s%s  (rule %s, agreed at %s in %d ms)\n",
+			c.Target, c.Source, c.Subjects, c.Resources, strings.Join(c.Actions, ","), until, extra, sd.ID.Short(), where, time.Since(start).Milliseconds())
 
 	case *CredentialCmd:
-		h, err := r.mesh.Home(c.Issuer)
-		if err != nil {
-			r.fail(s, c.Issuer, "%v", err)
-			return
-		}
-		ttl := c.TTL
-		if ttl == 0 {
-			ttl = defaultCredentialTTL
-		}
-		now := r.clock().Truncate(time.Second)
-		serial, err := authority.NewSerial(rand.Reader)
-		if err != nil {
-			r.fail(s, c.Issuer, "%v", err)
-			return
-		}
-		sd, err := authority.Sign(authority.Declaration{
-			Kind: authority.KindCredential, Authority: h.Authority, IssuedAt: now.Unix(),
-			Credential: &authority.Credential{Subject: c.Subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix(), Serial: serial},
-		}, h.Root)
-		if err != nil {
-			r.fail(s, c.Issuer, "%v", err)
-			return
-		}
-		r.creds[c.Name] = sd
-		r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.Issuer, Got: "credential " + sd.ID.Short()})
-		r.printf("  ✓ %s issues credential %q to %q, valid %s  (%s)\n", c.Issuer, c.Name, c.Subject, ttl, sd.ID.Short())
+		r.credential(s, c)
 
 	case *RevokeCmd:
 		n := r.liveNode(s, c.Auth)
@@ -536,7 +526,6 @@ func matches(d authority.Decision, allow bool, reason string) bool {
 }
 
 func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
-	cred := r.creds[c.Cred]
 	var names []string
 	var nodes []*node.Node
 	if c.On == "all" {
@@ -548,7 +537,18 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 		}
 		names, nodes = []string{c.On}, []*node.Node{n}
 	}
-	r.printf("  ? %s %s at %s: %s on %s%s\n", c.Cred, want(c.Allow, c.Reason), c.At, c.Action, c.Resource, withinText(c.Within))
+	var pres string
+	if n := len(r.chains[c.Cred]); n > 0 {
+		pres += fmt.Sprintf(", with its delegation chain of %d", n)
+	}
+	if r.holders[c.Cred] != nil {
+		if c.NoPoP {
+			pres += ", without proof of possession"
+		} else {
+			pres += ", proving possession of its holder key"
+		}
+	}
+	r.printf("  ? %s %s at %s: %s on %s%s%s\n", c.Cred, want(c.Allow, c.Reason), c.At, c.Action, c.Resource, pres, withinText(c.Within))
 	type outcome struct {
 		d       authority.Decision
 		ok      bool
@@ -563,7 +563,22 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 		go func() {
 			defer wg.Done()
 			for {
-				d := n.Verify(cred.Raw, c.At, c.Resource, c.Action, r.clock())
+				// A fresh challenge per attempt, as a verifier issues one
+				// per request.
+				at := r.clock()
+				challenge := make([]byte, popChallengeLen)
+				var d authority.Decision
+				var req authority.Request
+				_, err := rand.Read(challenge)
+				if err == nil {
+					req, err = r.request(c.Cred, c.At, !c.NoPoP, challenge, at)
+				}
+				if err == nil {
+					req.Resource, req.Action = c.Resource, c.Action
+					d = n.VerifyRequest(req, c.At, at, authority.WithChallenge(challenge))
+				} else {
+					d = authority.Decision{Outcome: "error", Message: "testnet: present the credential: " + err.Error()}
+				}
 				outs[i] = outcome{d: d, ok: matches(d, c.Allow, c.Reason), elapsed: time.Since(start)}
 				if outs[i].ok || time.Now().After(deadline) || ctx.Err() != nil {
 					return
@@ -591,6 +606,129 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 	}
 }
 
+// credential signs a credential: with the issuer's root key, or, for a
+// delegation (from=), with the parent's holder key. It signs exactly what
+// the line says, even a link that widens its parent or changes its
+// subject: a delegator can sign anything, and the verifier decides.
+func (r *runner) credential(s Step, c *CredentialCmd) {
+	h, err := r.mesh.Home(c.Issuer)
+	if err != nil {
+		r.fail(s, c.Issuer, "%v", err)
+		return
+	}
+	now := r.clock().Truncate(time.Second)
+	serial, err := authority.NewSerial(rand.Reader)
+	if err != nil {
+		r.fail(s, c.Issuer, "%v", err)
+		return
+	}
+	cred := &authority.Credential{Subject: c.Subject, NotBefore: now.Unix(), Serial: serial,
+		Attributes: c.Attrs, Resources: c.Resources, Actions: c.Actions}
+	signer := h.Root
+	var parent *authority.Signed
+	if c.From != "" {
+		parent = r.creds[c.From]
+		signer = r.holders[c.From]
+		if parent == nil || signer == nil {
+			// Parse refuses this; the check stands for a hand-built Scenario.
+			r.fail(s, c.Issuer, "from=%s: credential %q has no holder key, so it cannot sign a delegation (give it holder-key=yes)", c.From, c.From)
+			return
+		}
+		cred.Parent = parent.ID
+	}
+	switch {
+	case c.TTL > 0:
+		cred.NotAfter = now.Add(c.TTL).Unix()
+	case parent != nil:
+		cred.NotAfter = parent.Decl.Credential.NotAfter // a delegation lasts as long as its parent
+	default:
+		cred.NotAfter = now.Add(defaultCredentialTTL).Unix()
+	}
+	var holder *authority.PrivateKey
+	if c.HolderKey {
+		holder, err = authority.GenerateKey(authority.AlgEd25519, rand.Reader)
+		if err != nil {
+			r.fail(s, c.Issuer, "generate holder key: %v", err)
+			return
+		}
+		pub := holder.Public()
+		cred.HolderKey = &pub
+	}
+	sd, err := authority.Sign(authority.Declaration{
+		Kind: authority.KindCredential, Authority: h.Authority, IssuedAt: now.Unix(), Credential: cred,
+	}, signer)
+	if err != nil {
+		r.fail(s, c.Issuer, "%v", err)
+		return
+	}
+	r.creds[c.Name] = sd
+	if holder != nil {
+		r.holders[c.Name] = holder
+	}
+	if parent != nil {
+		r.chains[c.Name] = append([][]byte{parent.Raw}, r.chains[c.From]...)
+	}
+	r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.Issuer, Got: "credential " + sd.ID.Short()})
+	var extra string
+	if len(c.Attrs) > 0 {
+		extra += ", attributes " + attrsText(c.Attrs)
+	}
+	if c.Resources != "" {
+		extra += fmt.Sprintf(", resources %q", c.Resources)
+	}
+	if len(c.Actions) > 0 {
+		extra += ", actions " + strings.Join(c.Actions, ",")
+	}
+	if holder != nil {
+		extra += fmt.Sprintf(", holder key %x", cred.HolderKey.KeyID())
+	}
+	valid := time.Unix(cred.NotAfter, 0).Sub(now).String()
+	if parent != nil {
+		r.printf("  ✓ %q delegates credential %q for %q, valid %s%s  (%s, signed by %s's holder key, chain of %d)\n",
+			c.From, c.Name, c.Subject, valid, extra, sd.ID.Short(), c.From, len(r.chains[c.Name])+1)
+		return
+	}
+	r.printf("  ✓ %s issues credential %q to %q, valid %s%s  (%s)\n", c.Issuer, c.Name, c.Subject, valid, extra, sd.ID.Short())
+}
+
+// request is how the runner presents credential name to target: with its
+// delegation chain and, when the runner holds its holder key and pop is
+// true, a proof of possession answering challenge (nil: the empty
+// challenge, which is what a verifier that issues none expects).
+func (r *runner) request(name, target string, pop bool, challenge []byte, at time.Time) (authority.Request, error) {
+	cred := r.creds[name]
+	req := authority.Request{Credential: cred.Raw, Delegation: r.chains[name]}
+	key := r.holders[name]
+	if !pop || key == nil {
+		return req, nil
+	}
+	var tid authority.ID
+	if n := r.mesh.Node(target); n != nil {
+		tid = n.Authority()
+	} else if h, err := r.mesh.Home(target); err == nil {
+		tid = h.Authority
+	}
+	proof, err := authority.MakeProof(cred, tid, challenge, at, key)
+	if err != nil {
+		return req, err
+	}
+	req.PoP = proof
+	return req, nil
+}
+
+// popChallengeLen is the size of the fresh random challenge each expect
+// attempt issues for a proof of possession.
+const popChallengeLen = 32
+
+// attrsText renders attributes as KEY:VALUE,..., as the scenario writes them.
+func attrsText(attrs []authority.Attr) string {
+	parts := make([]string, len(attrs))
+	for i, a := range attrs {
+		parts[i] = a.Key + ":" + a.Value
+	}
+	return strings.Join(parts, ",")
+}
+
 func withinText(d time.Duration) string {
 	if d == 0 {
 		return ""
@@ -603,7 +741,6 @@ func withinText(d time.Duration) string {
 // per log, so an older bundle after a newer one is a rollback.
 func (r *runner) expectOffline(s Step, c *ExpectOfflineCmd) {
 	start := time.Now()
-	cred := r.creds[c.Cred]
 	raw := r.bundles[c.Bundle]
 	b, err := bundle.Open(raw, bundle.Policy{})
 	if err != nil {
@@ -616,7 +753,14 @@ func (r *runner) expectOffline(s Step, c *ExpectOfflineCmd) {
 	}
 	opts := bundle.VerifyOptions{AllowStale: c.AllowStale, LastSeen: r.seen[b.Origin]}
 	r.seen[b.Origin] = max(r.seen[b.Origin], b.GraphVersion)
-	d := b.Decide(authority.Request{Credential: cred.Raw, Resource: c.Resource, Action: c.Action}, c.At, at, opts)
+	// A bundle's verifier issues no challenge: a proof answers the empty one.
+	req, err := r.request(c.Cred, c.At, true, nil, at)
+	if err != nil {
+		r.fail(s, "", "present %q: %v", c.Cred, err)
+		return
+	}
+	req.Resource, req.Action = c.Resource, c.Action
+	d := b.Decide(req, c.At, at, opts)
 	ok := matches(d, c.Allow, c.Reason)
 	res := StepResult{Line: s.Line, Op: s.Op, OK: ok, Want: want(c.Allow, c.Reason), Got: d.Outcome, Reason: string(d.Reason),
 		Node: "bundle:" + c.Bundle, ElapsedMS: time.Since(start).Milliseconds()}

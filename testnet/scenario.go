@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fednode/fednode/authority"
 )
 
 // MaxScenarioSize is the largest scenario, in bytes, that Parse accepts.
@@ -78,8 +80,9 @@ type AuthorityCmd struct {
 }
 
 // FederateCmd is `federate TARGET accepts SOURCE subjects=GLOB
-// resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]`: TARGET
-// declares a rule accepting SOURCE's principals.
+// resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N]
+// [require=KEY:VALUE[,KEY:VALUE...]]`: TARGET declares a rule accepting
+// SOURCE's principals.
 type FederateCmd struct {
 	Target, Source string
 	Subjects       string   // glob over SOURCE's subjects, passed through unchanged
@@ -87,6 +90,14 @@ type FederateCmd struct {
 	Actions        []string // Invariant: non-empty, each a name, no duplicates
 	Until          Until    // zero (Set false) when not given: no expiry
 	As             string   // "" when not given; otherwise a name revoke can use
+	// Hops is authority.Rule.Hops: how many further federation hops may be
+	// composed through the rule; 0 (also when not given) accepts only
+	// principals whose home is SOURCE.
+	Hops uint8
+	// Require is authority.Rule.Require: attributes the credential must
+	// carry exactly. nil when not given. Invariant: sorted by Key, keys
+	// unique, each key a name.
+	Require []authority.Attr
 }
 
 // Until is the expiry of a federation rule as written.
@@ -102,10 +113,28 @@ type Until struct {
 	Absolute time.Time
 }
 
-// CredentialCmd is `credential NAME issuer=AUTH subject=S [ttl=DUR]`.
+// CredentialCmd is `credential NAME issuer=AUTH subject=S [ttl=DUR]
+// [attr=KEY:VALUE[,...]] [resources=GLOB] [actions=A,...] [holder-key=yes]
+// [from=CRED]`.
 type CredentialCmd struct {
 	Name, Issuer, Subject string
-	TTL                   time.Duration // 0 = runner default. Invariant: >= 0.
+	// TTL is the validity from the step's time. 0 = the runner's default:
+	// 24h for a root credential, the parent's end for a delegated one.
+	// Invariant: >= 0.
+	TTL time.Duration
+	// Attrs is authority.Credential.Attributes. Invariant: sorted by Key,
+	// keys unique, each key a name.
+	Attrs []authority.Attr
+	// Resources and Actions narrow the credential; "" and nil: no narrowing.
+	Resources string
+	Actions   []string // Invariant: nil or non-empty, no duplicates
+	// HolderKey makes the runner generate a holder key, keep it, bind it to
+	// the credential and prove possession of it when presenting it.
+	HolderKey bool
+	// From names the parent credential for a delegation: the new
+	// credential is signed by From's holder key, not by the issuer.
+	// Invariant: "" or a credential defined earlier with holder-key=yes.
+	From string
 }
 
 // RevokeCmd is `revoke AUTH NAME`; NAME is a credential or a rule named
@@ -123,6 +152,10 @@ type ExpectCmd struct {
 	Reason             string        // "" = any reason
 	On                 string        // "all" (the default) or an authority name
 	Within             time.Duration // 0 = check once. Invariant: >= 0.
+	// NoPoP (pop=no) presents a holder-bound credential without its proof
+	// of possession; by default the runner proves possession of every
+	// credential it made a holder key for.
+	NoPoP bool
 }
 
 // BundleCmd is `bundle NAME from=NODE [max-age=DUR] [cosign=A,B]`: export
@@ -202,11 +235,11 @@ type WaitCmd struct {
 //
 //	# comment; values with spaces are double-quoted
 //	authority NAME [kind=KIND]
-//	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]
-//	credential NAME issuer=AUTH subject=S [ttl=DUR]
+//	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
+//	credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
 //	revoke AUTH NAME
 //	burst AUTH N
-//	expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR]
+//	expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no]
 //	bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 //	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 //	expect-checkpoint-equal [within=DUR]
@@ -245,7 +278,7 @@ func Parse(name string, src []byte) (*Scenario, error) {
 			"scenario is %d bytes; the limit is %d (MaxScenarioSize)", len(src), MaxScenarioSize)}
 	}
 	text := strings.TrimPrefix(string(src), "\ufeff")
-	p := &scenarioParser{syms: make(map[symNS]map[string]symEntry)}
+	p := &scenarioParser{syms: make(map[symNS]map[string]symEntry), holders: make(map[string]bool)}
 	sc := &Scenario{}
 	for i, line := range strings.Split(text, "\n") {
 		n := i + 1
@@ -295,8 +328,13 @@ type opSpec struct {
 	pos   []posSpec
 	keys  []keySpec
 	build func(a *stepArgs) (any, error) // called only when every check passed
-	usage string                         // derived from pos and keys at init
-	keyOf map[string]*keySpec            // derived from keys at init
+	// check, when set, is a semantic check that needs the parser's memory
+	// of earlier lines beyond the symbol table (which credentials hold a
+	// holder key); called after build, before the line's symbols are
+	// defined, and it may record what later lines need to know.
+	check func(p *scenarioParser, cmd any) error
+	usage string              // derived from pos and keys at init
+	keyOf map[string]*keySpec // derived from keys at init
 	// optFrom is the index of the first optional positional, len(pos) if
 	// none; derived at init.
 	optFrom int
@@ -379,13 +417,16 @@ var opTable = []*opSpec{
 			{name: "actions", meta: "A[,A...]", required: true, parse: actionsValue},
 			{name: "until", meta: "DUR|RFC3339", parse: untilValue},
 			{name: "as", meta: "NAME", parse: nameValue, defines: symRule},
+			{name: "hops", meta: "N", parse: hopsValue},
+			{name: "require", meta: "KEY:VALUE[,KEY:VALUE...]", parse: attrsValue},
 		},
 		build: func(a *stepArgs) (any, error) {
 			return &FederateCmd{
 				Target: posVal[string](a, 0), Source: posVal[string](a, 2),
 				Subjects: keyVal[string](a, "subjects"), Resources: keyVal[string](a, "resources"),
 				Actions: keyVal[[]string](a, "actions"), Until: keyVal[Until](a, "until"),
-				As: keyVal[string](a, "as"),
+				As: keyVal[string](a, "as"), Hops: keyVal[uint8](a, "hops"),
+				Require: keyVal[[]authority.Attr](a, "require"),
 			}, nil
 		},
 	},
@@ -396,11 +437,29 @@ var opTable = []*opSpec{
 			{name: "issuer", meta: "AUTH", required: true, parse: nameValue, ref: refAuthority},
 			{name: "subject", meta: "S", required: true, parse: textValue},
 			{name: "ttl", meta: "DUR", parse: positiveDuration},
+			{name: "attr", meta: "KEY:VALUE[,KEY:VALUE...]", parse: attrsValue},
+			{name: "resources", meta: "GLOB", parse: textValue},
+			{name: "actions", meta: "A[,A...]", parse: actionsValue},
+			{name: "holder-key", meta: "yes", parse: yesNoValue},
+			{name: "from", meta: "CRED", parse: nameValue, ref: refCred},
+		},
+		check: func(p *scenarioParser, cmd any) error {
+			c := cmd.(*CredentialCmd)
+			if c.From != "" && !p.holders[c.From] {
+				return fmt.Errorf("from=%s: credential %q has no holder key, so it cannot sign a delegation (give it holder-key=yes)", c.From, c.From)
+			}
+			if c.HolderKey {
+				p.holders[c.Name] = true
+			}
+			return nil
 		},
 		build: func(a *stepArgs) (any, error) {
 			return &CredentialCmd{
 				Name: posVal[string](a, 0), Issuer: keyVal[string](a, "issuer"),
 				Subject: keyVal[string](a, "subject"), TTL: keyVal[time.Duration](a, "ttl"),
+				Attrs: keyVal[[]authority.Attr](a, "attr"), Resources: keyVal[string](a, "resources"),
+				Actions: keyVal[[]string](a, "actions"), HolderKey: keyVal[bool](a, "holder-key"),
+				From: keyVal[string](a, "from"),
 			}, nil
 		},
 	},
@@ -437,13 +496,16 @@ var opTable = []*opSpec{
 			{name: "reason", meta: "CODE", parse: nameValue},
 			{name: "on", meta: "all|NODE", dflt: onAll, parse: nameValue, ref: refOn},
 			{name: "within", meta: "DUR", parse: nonNegDuration},
+			{name: "pop", meta: "no", parse: yesNoValue},
 		},
 		build: func(a *stepArgs) (any, error) {
+			pop, given := a.vals["pop"].(bool)
 			return &ExpectCmd{
 				Allow: posVal[string](a, 0) == "allow", Cred: posVal[string](a, 1),
 				At: keyVal[string](a, "at"), Resource: keyVal[string](a, "resource"),
 				Action: keyVal[string](a, "action"), Reason: keyVal[string](a, "reason"),
 				On: keyVal[string](a, "on"), Within: keyVal[time.Duration](a, "within"),
+				NoPoP: given && !pop,
 			}, nil
 		},
 	},
@@ -670,7 +732,10 @@ type symRef struct {
 
 type scenarioParser struct {
 	syms map[symNS]map[string]symEntry
-	cur  int // the line being parsed, recorded with definitions
+	// holders are the credentials defined with holder-key=yes: the ones a
+	// delegation (from=) may name.
+	holders map[string]bool
+	cur     int // the line being parsed, recorded with definitions
 }
 
 func (p *scenarioParser) resolve(r *symRef, label, v string) error {
@@ -880,6 +945,11 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 	cmd, err := spec.build(a)
 	if err != nil {
 		return nil, bad("%v", err)
+	}
+	if spec.check != nil {
+		if err := spec.check(p, cmd); err != nil {
+			return nil, fmt.Errorf("%s: %w", spec.op, err)
+		}
 	}
 
 	// Define only once the whole line is good.
@@ -1291,6 +1361,55 @@ func untilValue(s string) (any, error) {
 		return nil, errors.New("must not be the zero time")
 	}
 	return Until{Set: true, Raw: s, Absolute: t}, nil
+}
+
+// MaxHops bounds hops=: authority.Rule.Hops is a uint8.
+const MaxHops = 255
+
+// hopsValue is a whole number from 0 to MaxHops, as a uint8.
+func hopsValue(s string) (any, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || strings.TrimLeft(s, "0123456789") != "" || n < 0 || n > MaxHops {
+		return nil, fmt.Errorf("must be a whole number from 0 to %d", MaxHops)
+	}
+	return uint8(n), nil
+}
+
+// attrsValue is KEY:VALUE[,KEY:VALUE...], sorted by key (signed bytes have
+// one form: authority requires sorted, unique keys). Each key is a name;
+// a value is everything after the first colon, non-empty, without commas
+// (the separator).
+func attrsValue(s string) (any, error) {
+	parts := strings.Split(s, ",")
+	out := make([]authority.Attr, 0, len(parts))
+	for _, p := range parts {
+		k, v, ok := strings.Cut(p, ":")
+		switch {
+		case !ok || v == "":
+			return nil, fmt.Errorf("%q is not KEY:VALUE (write KEY:VALUE[,KEY:VALUE...])", p)
+		case !isName(k):
+			return nil, fmt.Errorf("key %q must match %s", k, namePattern)
+		}
+		out = append(out, authority.Attr{Key: k, Value: v})
+	}
+	slices.SortStableFunc(out, func(a, b authority.Attr) int { return strings.Compare(a.Key, b.Key) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Key == out[i-1].Key {
+			return nil, fmt.Errorf("key %q is listed twice", out[i].Key)
+		}
+	}
+	return out, nil
+}
+
+// yesNoValue is yes or no, as a bool.
+func yesNoValue(s string) (any, error) {
+	switch s {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return nil, errors.New("must be yes or no")
 }
 
 func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

@@ -49,6 +49,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("authority a\r\nwait 1d\r\n"))
 	f.Add([]byte("\ufeffkill \"a"))
 	f.Add([]byte("authority a\nauthority b\npartition a from b\nburst a 7\nheal\nexpect-converged within=1s\n"))
+	f.Add([]byte(formDecls + "federate b accepts a subjects=* resources=* actions=read hops=3 require=z:1,a:\"x y\"\n" +
+		"credential h issuer=a subject=s holder-key=yes attr=k:v actions=read resources=db/*\n" +
+		"credential d issuer=a subject=s from=h\nexpect deny d at=b resource=r action=read pop=no\n"))
 
 	f.Fuzz(func(t *testing.T, src []byte) {
 		sc, err := Parse("fuzz", src)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fednode/fednode/authority"
 )
 
 // formDecls declares the names the form tests refer to, on lines 1-5.
@@ -90,6 +92,35 @@ func TestParseForms(t *testing.T) {
 		{"expect-converged", "expect-converged", &ExpectConvergedCmd{}},
 		{"expect-converged within", "expect-converged within=1m", &ExpectConvergedCmd{Within: time.Minute}},
 		{"expect-checkpoint-equal", "expect-checkpoint-equal", &ExpectCheckpointEqualCmd{}},
+
+		// Governance: hops, conditions, narrowing, holder keys, delegation.
+		{"federate hops", "federate b accepts a subjects=* resources=* actions=read hops=2",
+			&FederateCmd{Target: "b", Source: "a", Subjects: "*", Resources: "*", Actions: []string{"read"}, Hops: 2}},
+		{"federate hops zero", "federate b accepts a subjects=* resources=* actions=read hops=0",
+			&FederateCmd{Target: "b", Source: "a", Subjects: "*", Resources: "*", Actions: []string{"read"}}},
+		{"federate hops max", "federate b accepts a subjects=* resources=* actions=read hops=255",
+			&FederateCmd{Target: "b", Source: "a", Subjects: "*", Resources: "*", Actions: []string{"read"}, Hops: 255}},
+		{"federate require sorted", "federate b accepts a subjects=* resources=* actions=read require=level:2,dept:finance",
+			&FederateCmd{Target: "b", Source: "a", Subjects: "*", Resources: "*", Actions: []string{"read"},
+				Require: []authority.Attr{{Key: "dept", Value: "finance"}, {Key: "level", Value: "2"}}}},
+		{"federate require colon in value", `federate b accepts a subjects=* resources=* actions=read require="group:cn=ops:eu west"`,
+			&FederateCmd{Target: "b", Source: "a", Subjects: "*", Resources: "*", Actions: []string{"read"},
+				Require: []authority.Attr{{Key: "group", Value: "cn=ops:eu west"}}}},
+		{"credential narrowed", "credential d issuer=a subject=s attr=dept:ops resources=db/* actions=read,write",
+			&CredentialCmd{Name: "d", Issuer: "a", Subject: "s", Attrs: []authority.Attr{{Key: "dept", Value: "ops"}},
+				Resources: "db/*", Actions: []string{"read", "write"}}},
+		{"credential holder key", "credential d issuer=a subject=s holder-key=yes",
+			&CredentialCmd{Name: "d", Issuer: "a", Subject: "s", HolderKey: true}},
+		{"credential holder key no", "credential d issuer=a subject=s holder-key=no",
+			&CredentialCmd{Name: "d", Issuer: "a", Subject: "s"}},
+		{"credential delegated", "credential p issuer=a subject=s holder-key=yes\ncredential d issuer=a subject=s from=p ttl=1h actions=read",
+			&CredentialCmd{Name: "d", Issuer: "a", Subject: "s", From: "p", TTL: time.Hour, Actions: []string{"read"}}},
+		{"credential delegated twice", "credential p issuer=a subject=s holder-key=yes\ncredential q issuer=a subject=s from=p holder-key=yes\ncredential d issuer=a subject=t from=q",
+			&CredentialCmd{Name: "d", Issuer: "a", Subject: "t", From: "q"}},
+		{"expect pop no", "expect allow c at=b resource=r action=read pop=no",
+			&ExpectCmd{Allow: true, Cred: "c", At: "b", Resource: "r", Action: "read", On: "all", NoPoP: true}},
+		{"expect pop yes", "expect allow c at=b resource=r action=read pop=yes",
+			&ExpectCmd{Allow: true, Cred: "c", At: "b", Resource: "r", Action: "read", On: "all"}},
 
 		// Quoting, comments, escapes.
 		{"quoted value with spaces", `credential d issuer=a subject="role/a b"`,
@@ -262,6 +293,31 @@ func TestParseErrors(t *testing.T) {
 		{"burst undeclared", "burst a 3", 1, []string{`burst: AUTH "a": no authority`}},
 		{"expect-converged bad within", "expect-converged within=soon", 1, []string{`bad within= "soon"`}},
 		{"bad line defines nothing", "authority a kind=a+b\nkill a", 1, []string{"kind="}},
+
+		// Governance.
+		{"hops too big", "authority a\nfederate a accepts a subjects=* resources=* actions=r hops=256", 2,
+			[]string{`bad hops= "256": must be a whole number from 0 to 255`}},
+		{"hops negative", "authority a\nfederate a accepts a subjects=* resources=* actions=r hops=-1", 2, []string{`bad hops= "-1"`}},
+		{"require not a pair", "authority a\nfederate a accepts a subjects=* resources=* actions=r require=dept", 2,
+			[]string{`bad require= "dept": "dept" is not KEY:VALUE`}},
+		{"require empty value", "authority a\nfederate a accepts a subjects=* resources=* actions=r require=dept:", 2,
+			[]string{`"dept:" is not KEY:VALUE`}},
+		{"require bad key", "authority a\nfederate a accepts a subjects=* resources=* actions=r require=d/x:1", 2,
+			[]string{`key "d/x" must match`}},
+		{"require duplicate key", "authority a\nfederate a accepts a subjects=* resources=* actions=r require=a:1,b:2,a:3", 2,
+			[]string{`key "a" is listed twice`}},
+		{"attr empty item", "authority a\ncredential c issuer=a subject=s attr=a:1,", 2, []string{`bad attr= "a:1,"`}},
+		{"credential duplicate action", "authority a\ncredential c issuer=a subject=s actions=read,read", 2, []string{`"read" is listed twice`}},
+		{"holder key maybe", "authority a\ncredential c issuer=a subject=s holder-key=maybe", 2, []string{`bad holder-key= "maybe": must be yes or no`}},
+		{"pop maybe", "authority a\ncredential c issuer=a subject=s\nexpect allow c at=a resource=r action=x pop=off", 3,
+			[]string{`bad pop= "off": must be yes or no`}},
+		{"from undefined", "authority a\ncredential c issuer=a subject=s from=p", 2, []string{`from= "p": no credential named "p"`}},
+		{"from without holder key", "authority a\ncredential p issuer=a subject=s\ncredential c issuer=a subject=s from=p", 3,
+			[]string{`credential: from=p: credential "p" has no holder key`, "holder-key=yes"}},
+		{"from holder-key=no", "authority a\ncredential p issuer=a subject=s holder-key=no\ncredential c issuer=a subject=s from=p", 3,
+			[]string{`credential "p" has no holder key`}},
+		{"from a rule", "authority a\nfederate a accepts a subjects=* resources=* actions=r as=r1\ncredential c issuer=a subject=s from=r1", 3,
+			[]string{`"r1" is a federate as= rule (line 2), not a credential`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -311,7 +367,7 @@ func TestParseErrorFormat(t *testing.T) {
 	// The example from the language's documentation, end to end.
 	_, err := Parse("story.scenario", []byte("authority a\nauthority b\n\n\n\n\nfederate b accepts a subjects=* resources=*\n"))
 	want := "story.scenario:7: federate: missing actions= (want: federate TARGET accepts SOURCE subjects=GLOB " +
-		"resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME])"
+		"resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]])"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
@@ -321,11 +377,11 @@ func TestParseErrorFormat(t *testing.T) {
 // that changes an existing form must show up here.
 func TestUsage(t *testing.T) {
 	want := `authority NAME [kind=KIND]
-federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME]
-credential NAME issuer=AUTH subject=S [ttl=DUR]
+federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
+credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
 revoke AUTH NAME
 burst AUTH N
-expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR]
+expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no]
 bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 expect-checkpoint-equal [within=DUR]
@@ -631,6 +687,16 @@ func TestEveryFormFixture(t *testing.T) {
 		{38, "heal", "heal", &HealCmd{}},
 		{39, "expect-converged", "expect-converged", &ExpectConvergedCmd{}},
 		{40, "expect-converged within=30s", "expect-converged", &ExpectConvergedCmd{Within: 30 * time.Second}},
+		{41, "federate pki accepts aws subjects=* resources=* actions=read hops=1 require=level:2,dept:finance", "federate",
+			&FederateCmd{Target: "pki", Source: "aws", Subjects: "*", Resources: "*", Actions: read, Hops: 1,
+				Require: []authority.Attr{{Key: "dept", Value: "finance"}, {Key: "level", Value: "2"}}}},
+		{42, "credential dave issuer=aws subject=role/dave ttl=1h attr=dept:finance resources=db/* actions=read,write holder-key=yes", "credential",
+			&CredentialCmd{Name: "dave", Issuer: "aws", Subject: "role/dave", TTL: time.Hour, Attrs: []authority.Attr{{Key: "dept", Value: "finance"}},
+				Resources: "db/*", Actions: []string{"read", "write"}, HolderKey: true}},
+		{43, "credential dave-job issuer=aws subject=role/dave from=dave actions=read", "credential",
+			&CredentialCmd{Name: "dave-job", Issuer: "aws", Subject: "role/dave", From: "dave", Actions: read}},
+		{44, "expect deny dave-job at=pki resource=db/orders action=read reason=proof-of-possession pop=no", "expect",
+			&ExpectCmd{Cred: "dave-job", At: "pki", Resource: "db/orders", Action: "read", Reason: "proof-of-possession", On: "all", NoPoP: true}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))
