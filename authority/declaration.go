@@ -99,6 +99,12 @@ type Genesis struct {
 	// Threshold is how many distinct root keys must sign a root
 	// declaration (threshold.go). Invariant: 1 <= Threshold <= len(RootKeys).
 	Threshold uint8 `cbor:"4,keyasint"`
+	// OIDC, X509Roots and SPIFFE are external trust anchors: credentials
+	// of other systems (JWTs, X.509 chains) that the authority vouches for
+	// as its own principals (external.go). All optional.
+	OIDC      *OIDCAnchor   `cbor:"5,keyasint,omitempty"`
+	X509Roots [][]byte      `cbor:"6,keyasint,omitempty"`
+	SPIFFE    *SPIFFEAnchor `cbor:"7,keyasint,omitempty"`
 }
 
 // Rule is a federation rule: the declaring (target) authority accepts
@@ -253,7 +259,10 @@ func (g *Genesis) validate() error {
 	if len(g.Kind) > MaxNameLen || !utf8.ValidString(g.Kind) {
 		return fmt.Errorf("authority kind longer than %d bytes or not UTF-8", MaxNameLen)
 	}
-	return validRootSet(g.RootKeys, g.Threshold)
+	if err := validRootSet(g.RootKeys, g.Threshold); err != nil {
+		return err
+	}
+	return g.validateAnchors()
 }
 
 func (r *Rule) validate() error {

@@ -47,6 +47,11 @@ type AuthorityInfo struct {
 	// that the authority signed two declarations, and after which no
 	// rotation came; 0 when there is none (equivocation.go).
 	EquivocatedAt uint64
+	// OIDC, X509Roots and SPIFFE are the genesis's external trust anchors
+	// (external.go), validated when the genesis was.
+	OIDC      *OIDCAnchor
+	X509Roots [][]byte
+	SPIFFE    *SPIFFEAnchor
 }
 
 // RuleInfo is a federation rule in the graph.
@@ -125,6 +130,8 @@ type Graph struct {
 	// position.
 	evidence   map[ID][]Evidence
 	evidenceAt map[revKey]struct{}
+	// anchors indexes the geneses' external trust anchors (external.go).
+	anchors anchorIndex
 }
 
 // NewGraph returns an empty graph.
@@ -343,7 +350,11 @@ func (g *Graph) ApplyVerified(s *Signed) {
 			HeadID:      s.ID,
 			Roots:       []RootSet{newRootSet(d.Genesis.RootKeys, int(d.Genesis.Threshold), 0, s.ID, d.IssuedAt)},
 			MaxIssuedAt: d.IssuedAt,
+			OIDC:        d.Genesis.OIDC,
+			X509Roots:   d.Genesis.X509Roots,
+			SPIFFE:      d.Genesis.SPIFFE,
 		}
+		g.anchors.add(a)
 		g.authorities[s.ID] = a
 		g.byName[a.Name] = append(g.byName[a.Name], s.ID)
 		g.positions[seqKey(s.ID, 0)] = position{id: s.ID, raw: s.Raw, maxIssuedAt: d.IssuedAt}

@@ -53,6 +53,13 @@ const (
 	// authority at or before the rule's position, signed two different
 	// declarations at one chain position, and has not rotated since.
 	ReasonEquivocation Reason = "equivocation"
+	// ReasonUntrustedExternal: an external credential (JWT, X.509 chain)
+	// that no declared trust anchor vouches for: an unknown key ID, a chain
+	// that does not reach a declared root, a CA certificate as the leaf.
+	ReasonUntrustedExternal Reason = "untrusted-external"
+	// ReasonAudienceMismatch: a JWT whose audience names neither the target
+	// authority's name nor its ID.
+	ReasonAudienceMismatch Reason = "audience-mismatch"
 )
 
 // Reasons lists every reason code, for documentation and tests.
@@ -63,6 +70,7 @@ var Reasons = []Reason{
 	ReasonStaleBundle, ReasonRollback,
 	ReasonScopeWidening, ReasonHopsExceeded, ReasonConditionFailed, ReasonProofOfPossession,
 	ReasonThresholdNotMet, ReasonKeyRotated, ReasonEquivocation,
+	ReasonUntrustedExternal, ReasonAudienceMismatch,
 }
 
 // Request is one authorization question: may the principal holding Credential
@@ -80,6 +88,11 @@ type Request struct {
 	// PoP is the proof of possession of the Credential's HolderKey
 	// (MakeProof), required when the Credential names one.
 	PoP []byte
+	// JWT and X509 are external credentials (external.go), presented
+	// instead of Credential: a compact JWS, or a DER certificate chain,
+	// leaf first. Exactly one of Credential, JWT and X509 is set.
+	JWT  string
+	X509 [][]byte
 }
 
 // Decision is the answer, always with its reasons. JSON field names are a
@@ -177,6 +190,11 @@ type stats struct {
 // checks, and the search for paths of rules (path.go) at most
 // MaxRulesExamined rule judgements and MaxRulesScanned rule entries beyond
 // the target's own rules, and no signature check at all.
+//
+// An external credential (Request.JWT or Request.X509, external.go) costs
+// instead at most MaxAnchorCandidates JWS checks or X.509 chain
+// verifications, one per authority declaring its issuer, then the same
+// search for paths.
 func Verify(v View, req Request, opts ...Option) Decision {
 	d, _ := verify(v, req, opts...)
 	return d
@@ -215,6 +233,10 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 	deny := func(r Reason, format string, args ...any) {
 		d.Reason, d.Message = r, fmt.Sprintf(format, args...)
 	}
+	if external(req) {
+		decideExternal(v, req, o, d, st)
+		return
+	}
 	links, reason, msg := parseChain(req)
 	if len(links) > 0 {
 		leaf := links[len(links)-1]
@@ -246,6 +268,17 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		deny(reason, "%s", msg)
 		return
 	}
+	judgePrincipal(v, req, o, d, st, issuer, c.Subject, c.Attributes)
+}
+
+// judgePrincipal decides the request of a principal whose credential has
+// been verified: subject and attributes, stated by its home authority
+// issuer. Native and external credentials (external.go) meet here.
+func judgePrincipal(v View, req *Request, o *verifyOptions, d *Decision, st *stats, issuer *AuthorityInfo, subject string, attrs []Attr) {
+	at := o.at
+	deny := func(r Reason, format string, args ...any) {
+		d.Reason, d.Message = r, fmt.Sprintf(format, args...)
+	}
 	target, ok := v.Authority(req.Target)
 	if !ok {
 		deny(ReasonUnknownAuthority, "the target authority %s is not in the graph at version %d", req.Target.Short(), v.Version())
@@ -256,7 +289,7 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		deny(ReasonRevoked, "target authority %s has revoked itself (revocation %s)", target.Name, rid.Short())
 		return
 	}
-	q := &request{v: v, home: issuer.ID, target: target.ID, subject: c.Subject, attrs: c.Attributes, res: req.Resource, action: req.Action, at: at}
+	q := &request{v: v, home: issuer.ID, target: target.ID, subject: subject, attrs: attrs, res: req.Resource, action: req.Action, at: at}
 
 	// Direct rules first: among the target's rules for this source, the
 	// first (in chain order) that allows wins; otherwise remember the rule

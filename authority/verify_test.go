@@ -528,6 +528,9 @@ func TestVerify(t *testing.T) {
 		if r == authority.ReasonThresholdNotMet || r == authority.ReasonKeyRotated || r == authority.ReasonEquivocation {
 			continue // key governance: TestGovernanceVerify and its fixtures
 		}
+		if r == authority.ReasonUntrustedExternal || r == authority.ReasonAudienceMismatch {
+			continue // external credentials: TestVerifyJWT, TestVerifyX509
+		}
 		if !seen[r] {
 			t.Errorf("no case produced reason %q", r)
 		}
@@ -665,7 +668,8 @@ func TestReasonsAreStable(t *testing.T) {
 		"expired", "not-yet-valid", "revoked", "bad-signature", "unknown-authority", "malformed",
 		"stale-bundle", "rollback",
 		"scope-widening", "hops-exceeded", "condition-failed", "proof-of-possession",
-		"threshold-not-met", "key-rotated", "equivocation"}
+		"threshold-not-met", "key-rotated", "equivocation",
+		"untrusted-external", "audience-mismatch"}
 	got := make([]string, len(authority.Reasons))
 	for i, r := range authority.Reasons {
 		got[i] = string(r)

@@ -50,6 +50,12 @@ type VerifyRequest struct {
 	At string `json:"at,omitempty"`
 	// Receipt asks for a sealed receipt of the decision (receipt.go).
 	Receipt bool `json:"receipt,omitempty"`
+	// JWT is an external credential: a compact JWS from an OIDC issuer an
+	// authority declared. Exactly one of Credential, JWT and X509 is given.
+	JWT string `json:"jwt,omitempty"`
+	// X509 is an external credential: a certificate chain, leaf first, each
+	// certificate's DER in base64 (standard encoding).
+	X509 []string `json:"x509,omitempty"`
 }
 
 // VerifyResponse is the JSON of POST /v1/verify: the decision, and its
@@ -187,6 +193,23 @@ func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, apiError{"verify: at must be an RFC3339 time: " + err.Error()})
 			return
 		}
+	}
+	if req.JWT != "" || len(req.X509) > 0 {
+		if req.Receipt {
+			writeJSON(w, http.StatusBadRequest, apiError{"verify: receipts are for fednode credentials; an external credential has none yet"})
+			return
+		}
+		ar := authority.Request{Credential: cred, JWT: req.JWT, Resource: req.Resource, Action: req.Action}
+		for i, c := range req.X509 {
+			der, err := base64.StdEncoding.DecodeString(c)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("verify: x509[%d] must be base64 DER: %v", i, err)})
+				return
+			}
+			ar.X509 = append(ar.X509, der)
+		}
+		writeJSON(w, http.StatusOK, n.VerifyRequest(ar, req.Target, at))
+		return
 	}
 	if !req.Receipt {
 		writeJSON(w, http.StatusOK, n.Verify(cred, req.Target, req.Resource, req.Action, at))

@@ -113,6 +113,23 @@ func (c *Client) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
 	return r, err
 }
 
+// VerifyExternal asks the node to decide an external credential: a JWT, or
+// an X.509 chain (DER, leaf first). at zero means the node's now.
+func (c *Client) VerifyExternal(ctx context.Context, jwt string, chain [][]byte, target, resource, action string, at time.Time) (authority.Decision, error) {
+	req := VerifyRequest{JWT: jwt, Target: target, Resource: resource, Action: action}
+	for _, der := range chain {
+		req.X509 = append(req.X509, base64.StdEncoding.EncodeToString(der))
+	}
+	if !at.IsZero() {
+		req.At = at.UTC().Format(time.RFC3339)
+	}
+	b, _ := json.Marshal(req)
+	var d authority.Decision
+	err := c.do(ctx, http.MethodPost, "/v1/verify", bytes.NewReader(b), "application/json", &d)
+	d.Allow = d.Outcome == "allow"
+	return d, err
+}
+
 // Verify asks the node for a decision. at zero means the node's now.
 func (c *Client) Verify(ctx context.Context, cred []byte, target, resource, action string, at time.Time) (authority.Decision, error) {
 	r, err := c.verify(ctx, cred, target, resource, action, at, false)

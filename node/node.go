@@ -897,6 +897,23 @@ type overlay struct {
 	prov *provisional
 }
 
+// AuthoritiesWithIssuer passes the graph's OIDC issuer index through, so
+// external credentials verify through the overlay.
+func (o overlay) AuthoritiesWithIssuer(iss string) []authority.ID {
+	if av, ok := o.View.(authority.AnchorView); ok {
+		return av.AuthoritiesWithIssuer(iss)
+	}
+	return nil
+}
+
+// AuthoritiesWithRoot passes the graph's X.509 root index through.
+func (o overlay) AuthoritiesWithRoot(rawSubject []byte) []authority.ID {
+	if av, ok := o.View.(authority.AnchorView); ok {
+		return av.AuthoritiesWithRoot(rawSubject)
+	}
+	return nil
+}
+
 func (o overlay) RevokedBy(target, issuer authority.ID) (authority.ID, bool) {
 	if id, ok := o.View.RevokedBy(target, issuer); ok {
 		return id, ok

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
@@ -350,11 +351,11 @@ func revokeCmd() *cobra.Command {
 }
 
 func verifyCmd() *cobra.Command {
-	var api, home, bundleFile, credFile, target, resource, action, at, receiptFile string
+	var api, home, bundleFile, credFile, jwtFile, x509File, target, resource, action, at, receiptFile string
 	var edge edgeOptions
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "verify (--api HOST:PORT | --home DIR | --bundle FILE) --credential FILE --at TARGET --resource R --action A [--receipt FILE] [--json]",
+		Use:   "verify (--api HOST:PORT | --home DIR | --bundle FILE) (--credential FILE | --jwt FILE | --x509 FILE) --at TARGET --resource R --action A [--receipt FILE] [--json]",
 		Short: "Decide whether a credential may act on a resource; exit 0 allow, 1 deny, 2 bad input",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -367,8 +368,20 @@ func verifyCmd() *cobra.Command {
 			if sources != 1 {
 				return usage("verify: pass exactly one of --api, --home or --bundle")
 			}
-			if credFile == "" || target == "" || resource == "" || action == "" {
-				return usage("verify: --credential, --at, --resource and --action are required")
+			presented := 0
+			for _, f := range []string{credFile, jwtFile, x509File} {
+				if f != "" {
+					presented++
+				}
+			}
+			if presented != 1 || target == "" || resource == "" || action == "" {
+				return usage("verify: one of --credential, --jwt or --x509, and --at, --resource and --action are required")
+			}
+			if jwtFile != "" || x509File != "" {
+				if receiptFile != "" {
+					return usage("verify: --receipt: receipts are for fednode credentials; an external credential has none yet")
+				}
+				return verifyExternal(cmd, api, home, bundleFile, edge, jwtFile, x509File, target, resource, action, at, asJSON)
 			}
 			if receiptFile != "" && bundleFile != "" {
 				return usage("verify: --receipt: a receipt is signed by the node that decided, with its authority's key; --bundle decides here, with no node to sign it: use --api or --home")
@@ -428,6 +441,8 @@ func verifyCmd() *cobra.Command {
 	c.Flags().StringVar(&edge.site, "site", "", "with --bundle: a directory that remembers the newest graph version seen here, to refuse rollbacks")
 	c.Flags().DurationVar(&edge.allowStale, "allow-stale", 0, "with --bundle: decide from a bundle up to this long past its deadline (default: fail closed, stale-bundle)")
 	c.Flags().StringVar(&credFile, "credential", "", "the credential file")
+	c.Flags().StringVar(&jwtFile, "jwt", "", "an external credential: a file holding a JWT from an OIDC issuer an authority declared")
+	c.Flags().StringVar(&x509File, "x509", "", "an external credential: a PEM file with a certificate chain, leaf first, under roots an authority declared")
 	c.Flags().StringVar(&target, "at", "", "the target authority (name or id) that governs the resource")
 	c.Flags().StringVar(&resource, "resource", "", "the resource")
 	c.Flags().StringVar(&action, "action", "", "the action")
@@ -435,6 +450,69 @@ func verifyCmd() *cobra.Command {
 	c.Flags().BoolVar(&asJSON, "json", false, "print the decision as one JSON object")
 	c.Flags().StringVar(&receiptFile, "receipt", "", "with --api or --home: write the node's signed receipt of the decision to this file (check it with audit check-receipt)")
 	return c
+}
+
+// verifyExternal decides a JWT or an X.509 chain, online or offline.
+func verifyExternal(cmd *cobra.Command, api, home, bundleFile string, edge edgeOptions, jwtFile, x509File, target, resource, action, at string, asJSON bool) error {
+	var req authority.Request
+	if jwtFile != "" {
+		b, err := os.ReadFile(jwtFile)
+		if err != nil {
+			return usage("verify: --jwt: %v", err)
+		}
+		req.JWT = strings.TrimSpace(string(b))
+	} else {
+		b, err := os.ReadFile(x509File)
+		if err != nil {
+			return usage("verify: --x509: %v", err)
+		}
+		for rest := b; ; {
+			var blk *pem.Block
+			blk, rest = pem.Decode(rest)
+			if blk == nil {
+				break
+			}
+			if blk.Type == "CERTIFICATE" {
+				req.X509 = append(req.X509, blk.Bytes)
+			}
+		}
+		if len(req.X509) == 0 {
+			return usage("verify: --x509 %s: no PEM CERTIFICATE block found", x509File)
+		}
+	}
+	req.Resource, req.Action = resource, action
+	when := time.Now()
+	if at != "" {
+		var err error
+		if when, err = time.Parse(time.RFC3339, at); err != nil {
+			return usage("verify: --time: want RFC3339: %v", err)
+		}
+	}
+	var d authority.Decision
+	if bundleFile != "" {
+		b, err := openBundles(bundleFile, edge)
+		if err != nil {
+			return err
+		}
+		d = b.Decide(req, target, when, bundle.VerifyOptions{AllowStale: edge.allowStale})
+	} else {
+		cl := node.NewClient(api, "")
+		if home != "" {
+			var err error
+			if _, cl, err = homeClient(home); err != nil {
+				return err
+			}
+		}
+		var err error
+		if d, err = cl.VerifyExternal(cmd.Context(), req.JWT, req.X509, target, resource, action, when); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	printDecision(cmd, d, asJSON)
+	if !d.Allow {
+		return &exitError{code: 1, err: fmt.Errorf("deny: %s", d.Reason)}
+	}
+	return nil
 }
 
 // edgeOptions are verify --bundle's site policy.
