@@ -250,7 +250,7 @@ func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build fu
 		}
 		d := authority.Declaration{Authority: h.Authority, Seq: head.Head + 1, Prev: head.HeadID, IssuedAt: now.Unix()}
 		build(&d)
-		sd, err := authority.Sign(d, h.Root)
+		sd, err := h.Sign(d)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,7 +51,16 @@ type Home struct {
 	Config    HomeConfig
 	Authority authority.ID
 	Genesis   []byte
-	Root      *authority.PrivateKey
+	// Root is the first root key (root.key): the key of the node's own
+	// signatures (checkpoints, bundles, receipts). Invariant: Root == Roots[0].
+	Root *authority.PrivateKey
+	// Roots are every root key the home holds: root.key, then root-2.key,
+	// root-3.key, ... in that order.
+	Roots []*authority.PrivateKey
+	// Threshold is how many distinct root keys must sign a declaration of
+	// the authority, as its genesis says. A home may hold fewer keys than
+	// that (the others kept elsewhere); Signers then refuses.
+	Threshold int
 	Identity  []byte
 	Token     string
 }
@@ -62,6 +72,32 @@ type InitOptions struct {
 	Listen []string // default: TCP and QUIC on 127.0.0.1, random ports
 	API    string   // default: 127.0.0.1:0
 	Now    time.Time
+	// Alg is the root keys' algorithm; zero means Ed25519.
+	Alg authority.Alg
+	// Keys is how many root keys to generate (0 means 1), at most
+	// authority.MaxRootKeys; Threshold how many must sign (0 means 1).
+	Keys      int
+	Threshold int
+}
+
+// rootKeyFile names the i-th root key file (0-based): root.key, root-2.key, ...
+func rootKeyFile(i int) string {
+	if i == 0 {
+		return fileRootKey
+	}
+	return "root-" + strconv.Itoa(i+1) + ".key"
+}
+
+// extraRootKeys lists the names of the root-*.key files in dir (not root.key).
+func extraRootKeys(dir string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, "root-*.key"))
+	if err != nil {
+		return nil, fmt.Errorf("node: list root keys: %w", err)
+	}
+	for i := range m {
+		m[i] = filepath.Base(m[i])
+	}
+	return m, nil
 }
 
 // DefaultListen is where a node listens unless told otherwise: loopback only.
@@ -82,6 +118,27 @@ func Init(dir string, o InitOptions) (*Home, error) {
 			return nil, fmt.Errorf("node: init: %s already holds a fednode home (found %s); refusing to overwrite its keys", dir, f)
 		}
 	}
+	if extra, err := extraRootKeys(dir); err != nil || len(extra) > 0 {
+		if err != nil {
+			return nil, fmt.Errorf("node: init: %w", err)
+		}
+		return nil, fmt.Errorf("node: init: %s already holds a fednode home (found %s); refusing to overwrite its keys", dir, extra[0])
+	}
+	if o.Alg == 0 {
+		o.Alg = authority.AlgEd25519
+	}
+	if o.Keys == 0 {
+		o.Keys = 1
+	}
+	if o.Threshold == 0 {
+		o.Threshold = 1
+	}
+	if o.Keys < 1 || o.Keys > authority.MaxRootKeys {
+		return nil, fmt.Errorf("node: init: --keys %d: want 1 to %d root keys", o.Keys, authority.MaxRootKeys)
+	}
+	if o.Threshold < 1 || o.Threshold > o.Keys {
+		return nil, fmt.Errorf("node: init: --threshold %d: want 1 to %d (the number of root keys)", o.Threshold, o.Keys)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: init: create %s: %w", dir, err)
 	}
@@ -92,20 +149,27 @@ func Init(dir string, o InitOptions) (*Home, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	root, err := authority.GenerateKey(authority.AlgEd25519, rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("node: init: %w", err)
+	roots := make([]*authority.PrivateKey, o.Keys)
+	pubs := make([]authority.PublicKey, o.Keys)
+	for i := range roots {
+		k, err := authority.GenerateKey(o.Alg, rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("node: init: %w", err)
+		}
+		roots[i], pubs[i] = k, k.Public()
 	}
-	gen, err := authority.Sign(authority.Declaration{
+	// The genesis is signed by the first Threshold keys: a root declaration
+	// of a k-of-n authority needs k signatures, its founding one included.
+	gen, err := authority.SignMulti(authority.Declaration{
 		Kind:     authority.KindGenesis,
 		IssuedAt: o.Now.Unix(),
 		Genesis: &authority.Genesis{
 			Name:      o.Name,
 			Kind:      o.Kind,
-			RootKeys:  []authority.PublicKey{root.Public()},
-			Threshold: 1,
+			RootKeys:  pubs,
+			Threshold: uint8(o.Threshold),
 		},
-	}, root)
+	}, roots[:o.Threshold]...)
 	if err != nil {
 		return nil, fmt.Errorf("node: init: genesis for %q: %w", o.Name, err)
 	}
@@ -121,9 +185,18 @@ func Init(dir string, o InitOptions) (*Home, error) {
 	if _, err := rand.Read(tok); err != nil {
 		return nil, fmt.Errorf("node: init: token: %w", err)
 	}
-	rootBytes, err := authority.MarshalPrivateKey(root)
-	if err != nil {
-		return nil, fmt.Errorf("node: init: %w", err)
+	type file struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}
+	var files []file
+	for i, k := range roots {
+		b, err := authority.MarshalPrivateKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("node: init: %w", err)
+		}
+		files = append(files, file{rootKeyFile(i), b, 0o600})
 	}
 	listen := o.Listen
 	if len(listen) == 0 {
@@ -135,17 +208,14 @@ func Init(dir string, o InitOptions) (*Home, error) {
 	}
 	cfg := HomeConfig{Name: o.Name, Kind: o.Kind, Authority: gen.ID.String(), PeerID: peerID, Listen: listen, API: api}
 	cfgBytes, _ := json.MarshalIndent(cfg, "", "  ")
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{fileRootKey, rootBytes, 0o600},
-		{fileNodeKey, identity, 0o600},
-		{fileToken, []byte(hex.EncodeToString(tok) + "\n"), 0o600},
-		{fileGenesis, gen.Raw, 0o644},
-		{fileConfig, append(cfgBytes, '\n'), 0o600},
-	} {
+	// The config goes last: a home with a config is complete.
+	files = append(files,
+		file{fileNodeKey, identity, 0o600},
+		file{fileToken, []byte(hex.EncodeToString(tok) + "\n"), 0o600},
+		file{fileGenesis, gen.Raw, 0o644},
+		file{fileConfig, append(cfgBytes, '\n'), 0o600},
+	)
+	for _, f := range files {
 		if err := WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("node: init: %w", err)
 		}
@@ -175,18 +245,35 @@ func LoadHome(dir string) (*Home, error) {
 	if authority.IDOf(h.Genesis) != h.Authority {
 		return nil, fmt.Errorf("node: %s does not match the authority id in %s", fileGenesis, fileConfig)
 	}
-	for _, f := range []string{fileRootKey, fileNodeKey, fileToken} {
+	gen, err := authority.Parse(h.Genesis)
+	if err != nil || gen.Decl.Genesis == nil {
+		return nil, fmt.Errorf("node: %s is not a genesis: %v", filepath.Join(dir, fileGenesis), err)
+	}
+	h.Threshold = int(gen.Decl.Genesis.Threshold)
+	extra, err := extraRootKeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range append([]string{fileRootKey, fileNodeKey, fileToken}, extra...) {
 		if err := checkSecretMode(filepath.Join(dir, f)); err != nil {
 			return nil, err
 		}
 	}
-	rk, err := os.ReadFile(filepath.Join(dir, fileRootKey))
-	if err != nil {
-		return nil, fmt.Errorf("node: read root key: %w", err)
+	// Root keys are root.key, root-2.key, ... with no gap, so that "the
+	// first k keys" means the same thing to every command.
+	for i := 0; i < 1+len(extra); i++ {
+		path := filepath.Join(dir, rootKeyFile(i))
+		rk, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("node: read root key (root keys are root.key, root-2.key, ... with no gap): %w", err)
+		}
+		k, err := authority.ParsePrivateKey(rk)
+		if err != nil {
+			return nil, fmt.Errorf("node: %s: %w", path, err)
+		}
+		h.Roots = append(h.Roots, k)
 	}
-	if h.Root, err = authority.ParsePrivateKey(rk); err != nil {
-		return nil, fmt.Errorf("node: %s: %w", filepath.Join(dir, fileRootKey), err)
-	}
+	h.Root = h.Roots[0]
 	if h.Identity, err = os.ReadFile(filepath.Join(dir, fileNodeKey)); err != nil {
 		return nil, fmt.Errorf("node: read node identity: %w", err)
 	}
@@ -200,6 +287,28 @@ func LoadHome(dir string) (*Home, error) {
 		return nil, fmt.Errorf("node: %s is empty: restore it from a backup or write a new random token (e.g. openssl rand -hex 32)", filepath.Join(dir, fileToken))
 	}
 	return h, nil
+}
+
+// ErrBelowThreshold: the home holds fewer root keys than its authority's
+// threshold asks, so it cannot sign a root declaration alone.
+var ErrBelowThreshold = errors.New("node: fewer root keys than the threshold")
+
+// Signers returns the keys a root declaration of the home's authority is
+// signed with: the first Threshold root keys.
+func (h *Home) Signers() ([]*authority.PrivateKey, error) {
+	if len(h.Roots) < h.Threshold {
+		return nil, fmt.Errorf("%w: %s holds %d root keys, its authority needs %d signatures", ErrBelowThreshold, h.Dir, len(h.Roots), h.Threshold)
+	}
+	return h.Roots[:h.Threshold], nil
+}
+
+// Sign signs d with the home's threshold of root keys (Signers).
+func (h *Home) Sign(d authority.Declaration) (*authority.Signed, error) {
+	keys, err := h.Signers()
+	if err != nil {
+		return nil, err
+	}
+	return authority.SignMulti(d, keys...)
 }
 
 // checkSecretMode refuses a key file that others can read.

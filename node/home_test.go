@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,5 +284,178 @@ func TestLoadHomeRefusesEmptyToken(t *testing.T) {
 	}
 	if _, err := LoadHome(h.Dir); err == nil || !strings.Contains(err.Error(), fileToken) {
 		t.Fatalf("LoadHome with an empty token: err = %v, want a refusal naming %s", err, fileToken)
+	}
+}
+
+// TestInitRootKeySets: init with k-of-n root keys of each algorithm writes
+// n key files (0600), a genesis signed by k of them naming all n and the
+// threshold k, and LoadHome reads them all back in order.
+func TestInitRootKeySets(t *testing.T) {
+	tests := []struct {
+		name      string
+		alg       authority.Alg
+		keys      int
+		threshold int
+	}{
+		{name: "default", keys: 0, threshold: 0},
+		{name: "ed25519 2 of 3", alg: authority.AlgEd25519, keys: 3, threshold: 2},
+		{name: "mldsa65 2 of 2", alg: authority.AlgMLDSA65, keys: 2, threshold: 2},
+		{name: "hybrid 1 of 2", alg: authority.AlgHybrid, keys: 2, threshold: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "h")
+			if _, err := Init(dir, InitOptions{Name: "aws-prod", Now: t0, Alg: tt.alg, Keys: tt.keys, Threshold: tt.threshold}); err != nil {
+				t.Fatal(err)
+			}
+			h, err := LoadHome(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKeys, wantThreshold, wantAlg := max(tt.keys, 1), max(tt.threshold, 1), tt.alg
+			if wantAlg == 0 {
+				wantAlg = authority.AlgEd25519
+			}
+			if len(h.Roots) != wantKeys || h.Root != h.Roots[0] || h.Threshold != wantThreshold {
+				t.Fatalf("home has %d roots (Root first: %v), threshold %d; want %d, true, %d", len(h.Roots), h.Root == h.Roots[0], h.Threshold, wantKeys, wantThreshold)
+			}
+			for i := 0; i < wantKeys; i++ {
+				fi, err := os.Stat(filepath.Join(dir, rootKeyFile(i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s mode = %v, want 0600", rootKeyFile(i), fi.Mode().Perm())
+				}
+				if h.Roots[i].Alg() != wantAlg {
+					t.Errorf("root key %d is %v, want %v", i, h.Roots[i].Alg(), wantAlg)
+				}
+			}
+			gen, err := authority.Parse(h.Genesis)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := gen.Decl.Genesis
+			if len(g.RootKeys) != wantKeys || int(g.Threshold) != wantThreshold || len(gen.Signatures) != wantThreshold {
+				t.Fatalf("genesis: %d root keys, threshold %d, %d signatures; want %d, %d, %d", len(g.RootKeys), g.Threshold, len(gen.Signatures), wantKeys, wantThreshold, wantThreshold)
+			}
+			for i, k := range h.Roots {
+				if !bytes.Equal(g.RootKeys[i].KeyID(), k.Public().KeyID()) {
+					t.Errorf("genesis root key %d is not %s", i, rootKeyFile(i))
+				}
+			}
+			if err := gen.VerifyThreshold(g.RootKeys, wantThreshold); err != nil {
+				t.Errorf("genesis does not meet its own threshold: %v", err)
+			}
+		})
+	}
+}
+
+// TestInitRootKeySetRefuses: bad key counts and thresholds are refused
+// before anything is written; a stray root-N.key counts as a home.
+func TestInitRootKeySetRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		o    InitOptions
+		want string
+	}{
+		{name: "threshold over keys", o: InitOptions{Keys: 2, Threshold: 3}, want: "--threshold 3"},
+		{name: "too many keys", o: InitOptions{Keys: authority.MaxRootKeys + 1}, want: "--keys"},
+		{name: "negative threshold", o: InitOptions{Keys: 2, Threshold: -1}, want: "--threshold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "h")
+			tt.o.Name, tt.o.Now = "aws-prod", t0
+			if _, err := Init(dir, tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Init: err = %v, want one containing %q", err, tt.want)
+			}
+			if _, err := os.Stat(dir); err == nil {
+				t.Error("a refused Init created the home directory")
+			}
+		})
+	}
+	t.Run("stray root-2.key", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "root-2.key"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Init(dir, InitOptions{Name: "aws-prod", Now: t0}); err == nil || !strings.Contains(err.Error(), "root-2.key") {
+			t.Fatalf("Init: err = %v, want a refusal naming root-2.key", err)
+		}
+	})
+}
+
+// TestLoadHomeChecksEveryRootKey: each root-N.key must be private, and the
+// set has no gap.
+func TestLoadHomeChecksEveryRootKey(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string
+	}{
+		{name: "root-3.key readable by others", setup: func(t *testing.T, dir string) {
+			if err := os.Chmod(filepath.Join(dir, "root-3.key"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "root-3.key has mode"},
+		{name: "gap", setup: func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "root-2.key")); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "no gap"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "h")
+			if _, err := Init(dir, InitOptions{Name: "aws-prod", Now: t0, Keys: 3, Threshold: 2}); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(t, dir)
+			if _, err := LoadHome(dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadHome: err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSignNextThreshold: SignNext signs with the threshold of root keys, so a
+// rule of a 2-of-3 authority (Ed25519 and ML-DSA-65) is agreed; a home left
+// with fewer keys than the threshold refuses to sign.
+func TestSignNextThreshold(t *testing.T) {
+	tests := []struct {
+		name string
+		alg  authority.Alg
+	}{
+		{name: "ed25519", alg: authority.AlgEd25519},
+		{name: "mldsa65", alg: authority.AlgMLDSA65},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := Init(filepath.Join(t.TempDir(), "aws"), InitOptions{Name: "aws-prod", Kind: "aws", Now: t0, Alg: tt.alg, Keys: 3, Threshold: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := startNode(t, h, Config{Bootstrap: true, API: "127.0.0.1:0"})
+			waitFor(t, waitAgreed, "own genesis agreed", func() bool { return n.Agreed(n.Authority()) })
+			okta := newOutsider(t, "okta")
+			if _, err := n.Submit(context.Background(), okta.gen.Raw); err != nil {
+				t.Fatal(err)
+			}
+			sd := nextRule(t, h, n, okta.id(), "s3://logs/*")
+			if len(sd.Signatures) != 2 {
+				t.Errorf("rule has %d signatures, want 2", len(sd.Signatures))
+			}
+			waitFor(t, waitAgreed, "the 2-of-3 rule agreed", agreedAt(sd.ID, n))
+
+			short := *h
+			short.Roots = h.Roots[:1]
+			if _, err := SignNext(context.Background(), &short, n, t0, func(d *authority.Declaration) {
+				d.Kind = authority.KindRevocation
+				d.Revocation = &authority.Revocation{Target: sd.ID}
+			}); !errors.Is(err, ErrBelowThreshold) {
+				t.Fatalf("SignNext with 1 of 2 keys: err = %v, want ErrBelowThreshold", err)
+			}
+		})
 	}
 }

@@ -22,15 +22,26 @@ import (
 )
 
 func initCmd() *cobra.Command {
-	var home, name, kind, api string
+	var home, name, kind, api, alg string
 	var listen []string
+	var keys, threshold int
 	c := &cobra.Command{
-		Use:   "init --home DIR --name NAME [--kind KIND]",
+		Use:   "init --home DIR --name NAME [--kind KIND] [--alg ed25519|mldsa65|hybrid] [--keys N] [--threshold K]",
 		Short: "Create a home: the authority's root key and genesis, the node identity, the API token and config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if home == "" || name == "" {
 				return usage("init: --home and --name are required")
+			}
+			a, err := authority.ParseAlg(alg)
+			if err != nil {
+				return usage("init: --alg: %v", err)
+			}
+			if keys < 1 || keys > authority.MaxRootKeys {
+				return usage("init: --keys %d: want 1 to %d root keys", keys, authority.MaxRootKeys)
+			}
+			if threshold < 1 || threshold > keys {
+				return usage("init: --threshold %d: want 1 to %d (the number of root keys)", threshold, keys)
 			}
 			if len(listen) == 0 || api == "" {
 				tcp, udp, err := freePorts(2)
@@ -44,11 +55,14 @@ func initCmd() *cobra.Command {
 					api = fmt.Sprintf("127.0.0.1:%d", tcp[1])
 				}
 			}
-			h, err := node.Init(home, node.InitOptions{Name: name, Kind: kind, Listen: listen, API: api})
+			h, err := node.Init(home, node.InitOptions{Name: name, Kind: kind, Listen: listen, API: api, Alg: a, Keys: keys, Threshold: threshold})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "authority %s (%s)\n", h.Authority, h.Config.Name)
+			if keys > 1 {
+				fmt.Fprintf(cmd.OutOrStdout(), "root keys %d %s keys, %d must sign (root.key, root-2.key, ...)\n", keys, a, threshold)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "peer      %s\n", h.Config.PeerID)
 			for _, l := range h.Config.Listen {
 				fmt.Fprintf(cmd.OutOrStdout(), "address   %s/p2p/%s\n", l, h.Config.PeerID)
@@ -62,6 +76,9 @@ func initCmd() *cobra.Command {
 	c.Flags().StringVar(&kind, "kind", "", "the kind of authority (aws, azure, gcp, ad, pki, oidc, sovereign, ...)")
 	c.Flags().StringSliceVar(&listen, "listen", nil, "libp2p listen multiaddrs (default: TCP and QUIC on 127.0.0.1, ports chosen now)")
 	c.Flags().StringVar(&api, "api", "", "HTTP API address, loopback only (default: 127.0.0.1 and a port chosen now)")
+	c.Flags().StringVar(&alg, "alg", "ed25519", "root key algorithm: ed25519, mldsa65 (post-quantum) or hybrid (both)")
+	c.Flags().IntVar(&keys, "keys", 1, "how many root keys to generate (root.key, root-2.key, ...)")
+	c.Flags().IntVar(&threshold, "threshold", 1, "how many distinct root keys must sign each root declaration")
 	return c
 }
 
@@ -290,12 +307,12 @@ func issueCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sd, err := authority.Sign(authority.Declaration{
+			sd, err := h.Sign(authority.Declaration{
 				Kind:       authority.KindCredential,
 				Authority:  h.Authority,
 				IssuedAt:   now.Unix(),
 				Credential: &authority.Credential{Subject: subject, NotBefore: now.Unix(), NotAfter: now.Add(ttl).Unix(), Serial: serial},
-			}, h.Root)
+			})
 			if err != nil {
 				return usage("issue: %v", err)
 			}

@@ -33,7 +33,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(initCmd(), runCmd(), federateCmd(), issueCmd(), revokeCmd(), verifyCmd(), bundleCmd(), statusCmd(), auditCmd(), testnetCmd())
+	root.AddCommand(initCmd(), runCmd(), federateCmd(), issueCmd(), revokeCmd(), signCmd(), submitCmd(), verifyCmd(), bundleCmd(), statusCmd(), auditCmd(), testnetCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
 	err := root.Execute()
 	if err == nil {
