@@ -78,6 +78,10 @@ type InitOptions struct {
 	// authority.MaxRootKeys; Threshold how many must sign (0 means 1).
 	Keys      int
 	Threshold int
+	// OIDC and X509Roots are external trust anchors declared in the
+	// genesis (authority.Genesis); nil: none.
+	OIDC      *authority.OIDCAnchor
+	X509Roots [][]byte
 }
 
 // rootKeyFile names the i-th root key file (0-based): root.key, root-2.key, ...
@@ -168,6 +172,8 @@ func Init(dir string, o InitOptions) (*Home, error) {
 			Kind:      o.Kind,
 			RootKeys:  pubs,
 			Threshold: uint8(o.Threshold),
+			OIDC:      o.OIDC,
+			X509Roots: o.X509Roots,
 		},
 	}, roots[:o.Threshold]...)
 	if err != nil {

@@ -2,8 +2,11 @@ package testnet
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,11 +16,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fednode/fednode/authority"
 	"github.com/fednode/fednode/node"
 )
 
 // Mesh is a set of nodes on loopback, one per authority, in one process.
 type Mesh struct {
+	files  fs.FS // resolves scenario FILE paths; may be nil
 	dir    string
 	ownDir bool
 	log    *slog.Logger
@@ -61,11 +66,14 @@ type MeshOptions struct {
 	Dir    string
 	Logger *slog.Logger
 	Clock  func() time.Time
+	// Files resolves the FILE paths of authority specs (jwks=,
+	// x509-roots=); nil: such specs fail.
+	Files fs.FS
 }
 
 // NewMesh returns an empty mesh.
 func NewMesh(o MeshOptions) (*Mesh, error) {
-	m := &Mesh{dir: o.Dir, log: o.Logger, clock: o.Clock, nodes: map[string]*member{}, cut: map[string]map[string]bool{}}
+	m := &Mesh{files: o.Files, dir: o.Dir, log: o.Logger, clock: o.Clock, nodes: map[string]*member{}, cut: map[string]map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -143,7 +151,24 @@ func (m *Mesh) start(ctx context.Context, s AuthorityCmd, bootstrap bool, join [
 	if kind == "" {
 		kind = defaultKind(s.Name)
 	}
-	if _, err := node.Init(home, node.InitOptions{Name: s.Name, Kind: kind, Now: m.clock()}); err != nil {
+	opts := node.InitOptions{Name: s.Name, Kind: kind, Now: m.clock(), Alg: s.Alg, Keys: s.Keys, Threshold: s.Threshold}
+	if s.JWKS != "" {
+		b, err := m.readFile(s.JWKS)
+		if err != nil {
+			return fmt.Errorf("testnet: authority %s: jwks=: %w", s.Name, err)
+		}
+		opts.OIDC = &authority.OIDCAnchor{Issuer: s.Issuer, JWKS: b}
+	}
+	if s.X509Roots != "" {
+		b, err := m.readFile(s.X509Roots)
+		if err != nil {
+			return fmt.Errorf("testnet: authority %s: x509-roots=: %w", s.Name, err)
+		}
+		if opts.X509Roots, err = pemCerts(b); err != nil {
+			return fmt.Errorf("testnet: authority %s: x509-roots=%s: %w", s.Name, s.X509Roots, err)
+		}
+	}
+	if _, err := node.Init(home, opts); err != nil {
 		return err
 	}
 	n, err := node.New(ctx, node.Config{Home: home, Bootstrap: bootstrap, Join: join, Logger: m.log, Clock: m.clock})
@@ -431,4 +456,48 @@ func (m *Mesh) Close() error {
 		return os.RemoveAll(m.dir)
 	}
 	return nil
+}
+
+// MaxScenarioFileSize bounds a file a scenario names (a JWKS, a JWT, a PEM
+// chain): each is a few kilobytes.
+const MaxScenarioFileSize = 1 << 20
+
+// readFile reads a file a scenario names, relative to the scenario.
+func (m *Mesh) readFile(name string) ([]byte, error) {
+	if m.files == nil {
+		return nil, fmt.Errorf("testnet: %s: no directory to resolve scenario files in", name)
+	}
+	f, err := m.files.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxScenarioFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("testnet: read %s: %w", name, err)
+	}
+	if len(b) > MaxScenarioFileSize {
+		return nil, fmt.Errorf("testnet: %s is larger than %d bytes", name, MaxScenarioFileSize)
+	}
+	return b, nil
+}
+
+// pemCerts returns the DER of every CERTIFICATE block of a PEM file, in
+// order; it refuses a file with none.
+func pemCerts(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			out = append(out, blk.Bytes)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("testnet: no PEM CERTIFICATE block")
+	}
+	return out, nil
 }

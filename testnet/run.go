@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	_ "embed"
+	"embed"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -77,7 +80,17 @@ type RunOptions struct {
 	Dir    string
 	Logger *slog.Logger
 	Clock  func() time.Time
+	// Files resolves the FILE paths the scenario names (authority jwks=,
+	// x509-roots=; expect jwt=, x509=), relative to the scenario file. nil:
+	// the files embedded for the built-in Story (testnet/, whose story files
+	// are under testdata/story/). RunFile sets the scenario's directory.
+	Files fs.FS
 }
+
+// storyFiles are the files Story names, embedded with it.
+//
+//go:embed testdata/story
+var storyFiles embed.FS
 
 // runner executes one scenario on a mesh.
 type runner struct {
@@ -111,7 +124,11 @@ type runner struct {
 // narration lines) on a new mesh, and returns the result and the mesh,
 // still running, for the caller to Close (or keep).
 func Run(ctx context.Context, sc *Scenario, src []byte, o RunOptions) (*Result, *Mesh, error) {
-	mesh, err := NewMesh(MeshOptions{Dir: o.Dir, Logger: o.Logger, Clock: o.Clock})
+	files := o.Files
+	if files == nil {
+		files = storyFiles
+	}
+	mesh, err := NewMesh(MeshOptions{Dir: o.Dir, Logger: o.Logger, Clock: o.Clock, Files: files})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,11 +164,31 @@ func RunFile(ctx context.Context, path string, o RunOptions) (*Result, error) {
 		return nil, err
 	}
 	src, _ := readFile(path)
+	if o.Files == nil {
+		o.Files = scenarioDir(filepath.Dir(path))
+	}
 	res, mesh, err := Run(ctx, sc, src, o)
 	if mesh != nil {
 		mesh.Close()
 	}
 	return res, err
+}
+
+// ScenarioFiles returns the RunOptions.Files of a scenario file in dir:
+// its FILE paths resolve relative to dir.
+func ScenarioFiles(dir string) fs.FS { return scenarioDir(dir) }
+
+// scenarioDir resolves a scenario's FILE paths relative to its directory.
+// Unlike os.DirFS it lets a path leave the directory (../shared/x.pem) or be
+// absolute: the scenario is the operator's own file, not untrusted input.
+type scenarioDir string
+
+func (d scenarioDir) Open(name string) (fs.File, error) {
+	p := filepath.FromSlash(name)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(string(d), p)
+	}
+	return os.Open(p)
 }
 
 // narration maps "## text" comment lines to the step that follows them.
@@ -538,6 +575,27 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 		names, nodes = []string{c.On}, []*node.Node{n}
 	}
 	var pres string
+	var ext authority.Request // an external credential (jwt=, x509=), read once
+	what := c.Cred
+	switch {
+	case c.JWT != "":
+		b, err := r.mesh.readFile(c.JWT)
+		if err != nil {
+			r.fail(s, c.At, "jwt=%s: %v", c.JWT, err)
+			return
+		}
+		ext.JWT, what = strings.TrimSpace(string(b)), "JWT "+c.JWT
+	case c.X509 != "":
+		b, err := r.mesh.readFile(c.X509)
+		if err == nil {
+			ext.X509, err = pemCerts(b)
+		}
+		if err != nil {
+			r.fail(s, c.At, "x509=%s: %v", c.X509, err)
+			return
+		}
+		what = fmt.Sprintf("X.509 chain %s (%d certificates)", c.X509, len(ext.X509))
+	}
 	if n := len(r.chains[c.Cred]); n > 0 {
 		pres += fmt.Sprintf(", with its delegation chain of %d", n)
 	}
@@ -548,7 +606,7 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 			pres += ", proving possession of its holder key"
 		}
 	}
-	r.printf("  ? %s %s at %s: %s on %s%s%s\n", c.Cred, want(c.Allow, c.Reason), c.At, c.Action, c.Resource, pres, withinText(c.Within))
+	r.printf("  ? %s %s at %s: %s on %s%s%s\n", what, want(c.Allow, c.Reason), c.At, c.Action, c.Resource, pres, withinText(c.Within))
 	type outcome struct {
 		d       authority.Decision
 		ok      bool
@@ -570,7 +628,9 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 				var d authority.Decision
 				var req authority.Request
 				_, err := rand.Read(challenge)
-				if err == nil {
+				if err == nil && c.Cred == "" {
+					req = ext
+				} else if err == nil {
 					req, err = r.request(c.Cred, c.At, !c.NoPoP, challenge, at)
 				}
 				if err == nil {
@@ -624,7 +684,7 @@ func (r *runner) credential(s Step, c *CredentialCmd) {
 	}
 	cred := &authority.Credential{Subject: c.Subject, NotBefore: now.Unix(), Serial: serial,
 		Attributes: c.Attrs, Resources: c.Resources, Actions: c.Actions}
-	signer := h.Root
+	var signer *authority.PrivateKey // nil: the issuer's threshold of root keys (h.Sign)
 	var parent *authority.Signed
 	if c.From != "" {
 		parent = r.creds[c.From]
@@ -654,9 +714,15 @@ func (r *runner) credential(s Step, c *CredentialCmd) {
 		pub := holder.Public()
 		cred.HolderKey = &pub
 	}
-	sd, err := authority.Sign(authority.Declaration{
+	decl := authority.Declaration{
 		Kind: authority.KindCredential, Authority: h.Authority, IssuedAt: now.Unix(), Credential: cred,
-	}, signer)
+	}
+	var sd *authority.Signed
+	if signer != nil {
+		sd, err = authority.Sign(decl, signer)
+	} else {
+		sd, err = h.Sign(decl)
+	}
 	if err != nil {
 		r.fail(s, c.Issuer, "%v", err)
 		return
@@ -844,10 +910,10 @@ func (r *runner) burst(ctx context.Context, s Step, c *BurstCmd) {
 	sds := make([]*authority.Signed, c.N)
 	prev := head.HeadID
 	for i := range sds {
-		sd, err := authority.Sign(authority.Declaration{
+		sd, err := h.Sign(authority.Declaration{
 			Kind: authority.KindRule, Authority: h.Authority, Seq: head.Head + 1 + uint64(i), Prev: prev, IssuedAt: now,
 			Rule: &authority.Rule{Source: h.Authority, Subjects: "*", Resources: fmt.Sprintf("burst://%d/%d", s.Line, i), Actions: []string{"read"}},
-		}, h.Root)
+		})
 		if err != nil {
 			r.fail(s, c.Auth, "sign declaration %d of the burst: %v", i, err)
 			return

@@ -3,6 +3,7 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -35,7 +36,13 @@ func runScenario(t *testing.T, name string, src []byte) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	res, mesh, err := Run(ctx, sc, src, RunOptions{Out: &out, Dir: t.TempDir(), Logger: testLogger(t)})
+	// The story resolves its files in the embedded FS, as `fednode
+	// testnet` runs it; a scenario file, relative to its directory.
+	var files fs.FS
+	if name != StoryName {
+		files = scenarioDir(filepath.Dir(name))
+	}
+	res, mesh, err := Run(ctx, sc, src, RunOptions{Out: &out, Dir: t.TempDir(), Logger: testLogger(t), Files: files})
 	if mesh != nil {
 		defer mesh.Close()
 	}

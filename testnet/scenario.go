@@ -72,11 +72,23 @@ type Step struct {
 	Cmd any
 }
 
-// AuthorityCmd is `authority NAME [kind=KIND]`: start a node for a new
-// authority.
+// AuthorityCmd is `authority NAME [kind=KIND] [alg=ed25519|mldsa65|hybrid]
+// [keys=N] [threshold=K] [jwks=FILE] [issuer=URL] [x509-roots=FILE]`: start
+// a node for a new authority. FILE paths are relative to the scenario file
+// (RunOptions.Files).
 type AuthorityCmd struct {
 	Name string
 	Kind string // "" when not given: the runner picks its default kind
+	// Alg is the root keys' algorithm; 0: Ed25519 (node.InitOptions.Alg).
+	Alg authority.Alg
+	// Keys and Threshold are node.InitOptions' (0: 1). Invariant:
+	// Threshold <= max(Keys, 1).
+	Keys, Threshold int
+	// JWKS (a JSON Web Key Set file) and Issuer declare an OIDC anchor.
+	// Invariant: both or neither.
+	JWKS, Issuer string
+	// X509Roots is a PEM file of CA certificates declared as X.509 roots.
+	X509Roots string
 }
 
 // FederateCmd is `federate TARGET accepts SOURCE subjects=GLOB
@@ -143,15 +155,21 @@ type RevokeCmd struct {
 	Auth, Name string
 }
 
-// ExpectCmd is `expect allow|deny CRED at=AUTH resource=R action=A
-// [reason=CODE] [on=all|NODE] [within=DUR]`.
+// ExpectCmd is `expect allow|deny [CRED] at=AUTH resource=R action=A
+// [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE]
+// [x509=FILE]`. Exactly one of CRED, jwt= and x509= is given.
 type ExpectCmd struct {
 	Allow              bool
-	Cred, At, Resource string
-	Action             string
-	Reason             string        // "" = any reason
-	On                 string        // "all" (the default) or an authority name
-	Within             time.Duration // 0 = check once. Invariant: >= 0.
+	Cred, At, Resource string // Cred is "" when JWT or X509 is given
+	// JWT (a file holding a compact JWS) and X509 (a PEM file of a
+	// certificate chain, leaf first) present an external credential;
+	// paths are relative to the scenario file. Invariant: exactly one of
+	// Cred, JWT and X509 is non-empty.
+	JWT, X509 string
+	Action    string
+	Reason    string        // "" = any reason
+	On        string        // "all" (the default) or an authority name
+	Within    time.Duration // 0 = check once. Invariant: >= 0.
 	// NoPoP (pop=no) presents a holder-bound credential without its proof
 	// of possession; by default the runner proves possession of every
 	// credential it made a holder key for.
@@ -234,12 +252,12 @@ type WaitCmd struct {
 // The language, one command per line:
 //
 //	# comment; values with spaces are double-quoted
-//	authority NAME [kind=KIND]
+//	authority NAME [kind=KIND] [alg=ed25519|mldsa65|hybrid] [keys=N] [threshold=K] [jwks=FILE] [issuer=URL] [x509-roots=FILE]
 //	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
 //	credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
 //	revoke AUTH NAME
 //	burst AUTH N
-//	expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no]
+//	expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 //	bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 //	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 //	expect-checkpoint-equal [within=DUR]
@@ -397,11 +415,28 @@ var verdictValue = choiceValue("allow", "deny")
 
 var opTable = []*opSpec{
 	{
-		op:   "authority",
-		pos:  []posSpec{{label: "NAME", parse: nameValueExcept(onAll), defines: symAuthority}},
-		keys: []keySpec{{name: "kind", meta: "KIND", parse: nameValue}},
+		op:  "authority",
+		pos: []posSpec{{label: "NAME", parse: nameValueExcept(onAll), defines: symAuthority}},
+		keys: []keySpec{
+			{name: "kind", meta: "KIND", parse: nameValue},
+			{name: "alg", meta: "ed25519|mldsa65|hybrid", parse: algValue},
+			{name: "keys", meta: "N", parse: countValue(authority.MaxRootKeys)},
+			{name: "threshold", meta: "K", parse: countValue(authority.MaxRootKeys)},
+			{name: "jwks", meta: "FILE", parse: textValue},
+			{name: "issuer", meta: "URL", parse: textValue},
+			{name: "x509-roots", meta: "FILE", parse: textValue},
+		},
 		build: func(a *stepArgs) (any, error) {
-			return &AuthorityCmd{Name: posVal[string](a, 0), Kind: keyVal[string](a, "kind")}, nil
+			c := &AuthorityCmd{Name: posVal[string](a, 0), Kind: keyVal[string](a, "kind"),
+				Alg: keyVal[authority.Alg](a, "alg"), Keys: keyVal[int](a, "keys"), Threshold: keyVal[int](a, "threshold"),
+				JWKS: keyVal[string](a, "jwks"), Issuer: keyVal[string](a, "issuer"), X509Roots: keyVal[string](a, "x509-roots")}
+			if c.Threshold > max(c.Keys, 1) {
+				return nil, fmt.Errorf("threshold=%d exceeds the %d root keys (give keys=N with N >= %d)", c.Threshold, max(c.Keys, 1), c.Threshold)
+			}
+			if (c.JWKS == "") != (c.Issuer == "") {
+				return nil, errors.New("jwks= and issuer= go together (an OIDC anchor is an issuer and its key set)")
+			}
+			return c, nil
 		},
 	},
 	{
@@ -487,7 +522,7 @@ var opTable = []*opSpec{
 		op: "expect",
 		pos: []posSpec{
 			{label: "allow|deny", parse: verdictValue},
-			{label: "CRED", parse: nameValue, ref: refCred},
+			{label: "CRED", parse: nameValue, ref: refCred, optional: true},
 		},
 		keys: []keySpec{
 			{name: "at", meta: "AUTH", required: true, parse: nameValue, ref: refAuthority},
@@ -497,16 +532,28 @@ var opTable = []*opSpec{
 			{name: "on", meta: "all|NODE", dflt: onAll, parse: nameValue, ref: refOn},
 			{name: "within", meta: "DUR", parse: nonNegDuration},
 			{name: "pop", meta: "no", parse: yesNoValue},
+			{name: "jwt", meta: "FILE", parse: textValue},
+			{name: "x509", meta: "FILE", parse: textValue},
 		},
 		build: func(a *stepArgs) (any, error) {
 			pop, given := a.vals["pop"].(bool)
-			return &ExpectCmd{
+			c := &ExpectCmd{
 				Allow: posVal[string](a, 0) == "allow", Cred: posVal[string](a, 1),
 				At: keyVal[string](a, "at"), Resource: keyVal[string](a, "resource"),
 				Action: keyVal[string](a, "action"), Reason: keyVal[string](a, "reason"),
 				On: keyVal[string](a, "on"), Within: keyVal[time.Duration](a, "within"),
-				NoPoP: given && !pop,
-			}, nil
+				NoPoP: given && !pop, JWT: keyVal[string](a, "jwt"), X509: keyVal[string](a, "x509"),
+			}
+			n := 0
+			for _, v := range []string{c.Cred, c.JWT, c.X509} {
+				if v != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return nil, errors.New("give exactly one of a credential name, jwt=FILE and x509=FILE")
+			}
+			return c, nil
 		},
 	},
 	{
@@ -1399,6 +1446,19 @@ func attrsValue(s string) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// algValue is a root key algorithm by name.
+func algValue(s string) (any, error) {
+	switch s {
+	case "ed25519":
+		return authority.AlgEd25519, nil
+	case "mldsa65":
+		return authority.AlgMLDSA65, nil
+	case "hybrid":
+		return authority.AlgHybrid, nil
+	}
+	return nil, errors.New("must be ed25519, mldsa65 or hybrid")
 }
 
 // yesNoValue is yes or no, as a bool.

@@ -168,7 +168,16 @@ func TestParseErrors(t *testing.T) {
 		{"op is a key", "x=y", 1, []string{`line starts with "x=y"`}},
 		{"op quoted", `"kill" a`, 1, []string{`line starts with "\"kill\""`}},
 		{"op case sensitive", "Authority a", 1, []string{`unknown op "Authority"`, `did you mean "authority"`}},
-		{"missing positional", "authority", 1, []string{"authority: missing NAME", "(want: authority NAME [kind=KIND])"}},
+		{"missing positional", "authority", 1, []string{"authority: missing NAME", "(want: authority NAME [kind=KIND] [alg="}},
+		// External credentials and root keys.
+		{"bad alg", "authority a alg=rsa", 1, []string{`bad alg= "rsa": must be ed25519, mldsa65 or hybrid`}},
+		{"threshold above keys", "authority a keys=2 threshold=3", 1, []string{"threshold=3 exceeds the 2 root keys"}},
+		{"threshold without keys", "authority a threshold=2", 1, []string{"threshold=2 exceeds the 1 root keys"}},
+		{"jwks without issuer", "authority a jwks=k.json", 1, []string{"jwks= and issuer= go together"}},
+		{"issuer without jwks", "authority a issuer=https://x", 1, []string{"jwks= and issuer= go together"}},
+		{"expect no credential", "authority a\nexpect allow at=a resource=r action=read", 2, []string{"exactly one of a credential name, jwt=FILE and x509=FILE"}},
+		{"expect cred and jwt", "authority a\ncredential c issuer=a subject=s\nexpect allow c jwt=t.jwt at=a resource=r action=read", 3, []string{"exactly one of"}},
+		{"expect jwt and x509", "authority a\nexpect allow jwt=t.jwt x509=c.pem at=a resource=r action=read", 2, []string{"exactly one of"}},
 		{"extra positional", "authority a b", 1, []string{`unexpected argument "b"`}},
 		{"positional after key", "authority a kind=x b", 1, []string{`argument "b" after key=value pairs`}},
 		{"accepts missing", "authority a\nauthority b\nfederate a b subjects=* resources=* actions=read", 3,
@@ -376,12 +385,12 @@ func TestParseErrorFormat(t *testing.T) {
 // TestUsage pins the grammar: it is a public interface, so a table edit
 // that changes an existing form must show up here.
 func TestUsage(t *testing.T) {
-	want := `authority NAME [kind=KIND]
+	want := `authority NAME [kind=KIND] [alg=ed25519|mldsa65|hybrid] [keys=N] [threshold=K] [jwks=FILE] [issuer=URL] [x509-roots=FILE]
 federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
 credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
 revoke AUTH NAME
 burst AUTH N
-expect allow|deny CRED at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no]
+expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 expect-checkpoint-equal [within=DUR]
@@ -697,6 +706,12 @@ func TestEveryFormFixture(t *testing.T) {
 			&CredentialCmd{Name: "dave-job", Issuer: "aws", Subject: "role/dave", From: "dave", Actions: read}},
 		{44, "expect deny dave-job at=pki resource=db/orders action=read reason=proof-of-possession pop=no", "expect",
 			&ExpectCmd{Cred: "dave-job", At: "pki", Resource: "db/orders", Action: "read", Reason: "proof-of-possession", On: "all", NoPoP: true}},
+		{45, "authority oidc-q alg=hybrid keys=3 threshold=2 jwks=ext/jwks.json issuer=https://login.example x509-roots=ext/roots.pem", "authority",
+			&AuthorityCmd{Name: "oidc-q", Alg: authority.AlgHybrid, Keys: 3, Threshold: 2, JWKS: "ext/jwks.json", Issuer: "https://login.example", X509Roots: "ext/roots.pem"}},
+		{46, "expect allow jwt=ext/alice.jwt at=pki resource=db/orders action=read", "expect",
+			&ExpectCmd{Allow: true, JWT: "ext/alice.jwt", At: "pki", Resource: "db/orders", Action: "read", On: "all"}},
+		{47, "expect deny x509=ext/chain.pem at=pki resource=db/orders action=write reason=no-rule", "expect",
+			&ExpectCmd{X509: "ext/chain.pem", At: "pki", Resource: "db/orders", Action: "write", Reason: "no-rule", On: "all"}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))

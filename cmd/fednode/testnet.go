@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -50,7 +51,12 @@ func testnetCmd() *cobra.Command {
 			defer stop()
 			start := time.Now()
 			fmt.Fprintf(out, "fednode testnet: %s\n", name)
-			res, mesh, err := testnet.Run(ctx, sc, src, testnet.RunOptions{Out: out, Nodes: nodes, Logger: logger})
+			opts := testnet.RunOptions{Out: out, Nodes: nodes, Logger: logger}
+			if scenario != "" {
+				// jwks=, x509-roots=, jwt= and x509= paths are relative to the scenario file.
+				opts.Files = testnet.ScenarioFiles(filepath.Dir(scenario))
+			}
+			res, mesh, err := testnet.Run(ctx, sc, src, opts)
 			if err != nil {
 				if mesh != nil {
 					mesh.Close()
