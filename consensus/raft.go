@@ -131,6 +131,8 @@ type Raft struct {
 	id    string
 	log   *slog.Logger
 
+	stable *stableAfterShutdown
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -192,12 +194,13 @@ func New(cfg Config) (*Raft, error) {
 	})
 
 	cfg.FSM.start(logger)
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, cfg.Stable, snaps, trans)
+	stable := &stableAfterShutdown{StableStore: cfg.Stable}
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, stable, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
 		return nil, fmt.Errorf("consensus: start raft: %w", err)
 	}
-	out := &Raft{raft: r, trans: trans, id: id, log: logger}
+	out := &Raft{raft: r, trans: trans, id: id, log: logger, stable: stable}
 
 	if cfg.Bootstrap {
 		if err := out.bootstrap(logs, cfg.Stable, snaps); err != nil {
@@ -534,6 +537,7 @@ func (r *Raft) Shutdown() error {
 		// Shutdown closes the transport (and so our stream layer) already;
 		// closing again is a no-op that makes it explicit.
 		_ = r.trans.Close()
+		r.stable.down.Store(true)
 		if err != nil {
 			r.shutdownErr = fmt.Errorf("consensus: shutdown: %w", err)
 		}

@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -116,4 +117,38 @@ func (l raftLog) DeleteRange(min, max uint64) error {
 		return fmt.Errorf("consensus: delete logs %d-%d: %w", min, max, err)
 	}
 	return nil
+}
+
+// stableAfterShutdown guards the stable store handed to raft. After
+// Shutdown returns, raft's transport goroutines may still be handling a
+// heartbeat that arrived just before, and raft panics if it cannot save the
+// term it carries; the caller may already have closed the store. Writes
+// after Shutdown are therefore dropped: the result is the same as the
+// process having stopped a moment earlier, which Raft tolerates by design.
+type stableAfterShutdown struct {
+	StableStore
+	down atomic.Bool
+}
+
+func (s *stableAfterShutdown) Set(key, val []byte) error {
+	if s.down.Load() {
+		return nil
+	}
+	return s.afterShutdown(s.StableStore.Set(key, val))
+}
+
+func (s *stableAfterShutdown) SetUint64(key []byte, val uint64) error {
+	if s.down.Load() {
+		return nil
+	}
+	return s.afterShutdown(s.StableStore.SetUint64(key, val))
+}
+
+// afterShutdown drops the error of a write that raced with Shutdown (the
+// store closed under it).
+func (s *stableAfterShutdown) afterShutdown(err error) error {
+	if err != nil && s.down.Load() {
+		return nil
+	}
+	return err
 }
