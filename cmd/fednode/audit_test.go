@@ -7,14 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/fednode/fednode/authority"
 	"github.com/fednode/fednode/node"
@@ -26,33 +23,6 @@ import (
 
 // auditT0 is the fixed time the audit tests sign at.
 var auditT0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// runAudit runs `fednode ARGS...` in process and returns its stdout, the
-// error text main would print, and the exit code main would use.
-func runAudit(t *testing.T, args ...string) (stdout, errText string, code int) {
-	t.Helper()
-	root := &cobra.Command{Use: "fednode", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(auditCmd())
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		return out.String(), "", 0
-	}
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case isCobraUsage(err):
-		code = 2
-	default:
-		code = 1
-	}
-	return out.String(), err.Error(), code
-}
 
 // auditNode starts a bootstrapped single node and gives its log seven
 // declarations: two geneses, four rules and a revocation.
@@ -120,7 +90,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errText, code := runAudit(t, args...)
+	out, errText, code := runFednode(t, args...)
 	if code != 0 {
 		t.Fatalf("fednode %s: exit %d: %s\n%s", strings.Join(args, " "), code, errText, out)
 	}
@@ -197,7 +167,7 @@ func TestAuditCommands(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, errText, code := runAudit(t, tt.args...); code != tt.code {
+				if _, errText, code := runFednode(t, tt.args...); code != tt.code {
 					t.Errorf("exit %d, want %d: %s", code, tt.code, errText)
 				}
 			})
@@ -234,7 +204,7 @@ func TestAuditCommands(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, errText, code := runAudit(t, tt.args...); code != tt.code {
+				if _, errText, code := runFednode(t, tt.args...); code != tt.code {
 					t.Errorf("exit %d, want %d: %s", code, tt.code, errText)
 				}
 			})
@@ -247,7 +217,7 @@ func TestAuditCommands(t *testing.T) {
 		if !strings.Contains(out, "exported 7 entries") {
 			t.Errorf("export said:\n%s", out)
 		}
-		if _, errText, code := runAudit(t, "audit", "export", "--api", api); code != 2 {
+		if _, errText, code := runFednode(t, "audit", "export", "--api", api); code != 2 {
 			t.Errorf("export without --out: exit %d, want 2: %s", code, errText)
 		}
 	})
@@ -290,7 +260,7 @@ func TestAuditCommands(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, errText, code := runAudit(t, tt.args...); code != tt.code {
+				if _, errText, code := runFednode(t, tt.args...); code != tt.code {
 					t.Errorf("exit %d, want %d: %s", code, tt.code, errText)
 				}
 			})
@@ -427,7 +397,7 @@ func TestAuditCommands(t *testing.T) {
 		t.Run("verify "+tt.name, func(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".jsonl")
 			writeFile(t, file, append(bytes.Join(tt.lines, []byte("\n")), '\n'))
-			out, errText, code := runAudit(t, "audit", "verify", file, "--json")
+			out, errText, code := runFednode(t, "audit", "verify", file, "--json")
 			if code != 1 {
 				t.Fatalf("exit %d, want 1: %s\n%s", code, errText, out)
 			}

@@ -26,6 +26,17 @@ func usage(format string, args ...any) error {
 }
 
 func main() {
+	err := newRootCmd().Execute()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "fednode:", err)
+	os.Exit(exitCode(err))
+}
+
+// newRootCmd builds the whole command tree. Each call makes fresh commands
+// and flags, so tests can run the CLI in process as main does.
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "fednode",
 		Short:         "fednode: a governance-chain federation mesh",
@@ -35,20 +46,21 @@ func main() {
 	}
 	root.AddCommand(initCmd(), runCmd(), federateCmd(), issueCmd(), revokeCmd(), signCmd(), submitCmd(), verifyCmd(), bundleCmd(), statusCmd(), auditCmd(), testnetCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
-	err := root.Execute()
-	if err == nil {
-		return
-	}
-	fmt.Fprintln(os.Stderr, "fednode:", err)
+	return root
+}
+
+// exitCode is the process exit code for a command's error: the code an
+// exitError carries, 2 for cobra's usage errors, else 1.
+func exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
-		os.Exit(ee.code)
+		return ee.code
 	}
 	// Cobra's own errors (unknown command, missing required flag) are usage.
 	if isCobraUsage(err) {
-		os.Exit(2)
+		return 2
 	}
-	os.Exit(1)
+	return 1
 }
 
 func isCobraUsage(err error) bool {

@@ -4,46 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/fednode/fednode/authority"
 	"github.com/fednode/fednode/node"
 	"github.com/fednode/fednode/tlog"
 )
-
-// runCLI runs `fednode ARGS...` in process with the verify and audit
-// commands, and returns its stdout, the error text main would print, and
-// the exit code main would use.
-func runCLI(t *testing.T, args ...string) (stdout, errText string, code int) {
-	t.Helper()
-	root := &cobra.Command{Use: "fednode", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(verifyCmd(), auditCmd())
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		return out.String(), "", 0
-	}
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case isCobraUsage(err):
-		code = 2
-	default:
-		code = 1
-	}
-	return out.String(), err.Error(), code
-}
 
 // TestReceiptCommands: verify --receipt writes the node's receipt and audit
 // check-receipt passes on it, fails naming the check on every tampering,
@@ -71,11 +40,11 @@ func TestReceiptCommands(t *testing.T) {
 	allow := filepath.Join(dir, "allow.receipt")
 	deny := filepath.Join(dir, "deny.receipt")
 	t.Run("verify writes receipts", func(t *testing.T) {
-		out, errText, code := runCLI(t, verifyArgs("s3://b1/x", "read", allow, "--api", api)...)
+		out, errText, code := runFednode(t, verifyArgs("s3://b1/x", "read", allow, "--api", api)...)
 		if code != 0 || !strings.Contains(out, "receipt written to "+allow) {
 			t.Fatalf("verify --receipt (allow): exit %d: %s\n%s", code, errText, out)
 		}
-		out, errText, code = runCLI(t, verifyArgs("s3://b1/x", "write", deny, "--home", h.Dir, "--json")...)
+		out, errText, code = runFednode(t, verifyArgs("s3://b1/x", "write", deny, "--home", h.Dir, "--json")...)
 		if code != 1 {
 			t.Fatalf("verify --receipt (deny): exit %d, want 1: %s\n%s", code, errText, out)
 		}
@@ -101,7 +70,7 @@ func TestReceiptCommands(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				_, errText, code := runCLI(t, tt.args...)
+				_, errText, code := runFednode(t, tt.args...)
 				if code != 2 || !strings.Contains(errText, tt.want) {
 					t.Errorf("exit %d, want 2 with %q: %s", code, tt.want, errText)
 				}
@@ -110,7 +79,7 @@ func TestReceiptCommands(t *testing.T) {
 	})
 
 	t.Run("check-receipt passes", func(t *testing.T) {
-		out, errText, code := runCLI(t, "audit", "check-receipt", allow, "--api", api)
+		out, errText, code := runFednode(t, "audit", "check-receipt", allow, "--api", api)
 		t.Logf("check-receipt:\n%s", out)
 		if code != 0 {
 			t.Fatalf("exit %d: %s\n%s", code, errText, out)
@@ -202,7 +171,7 @@ func TestReceiptCommands(t *testing.T) {
 		t.Run("check-receipt "+tt.name, func(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".receipt")
 			writeFile(t, file, tt.raw)
-			out, errText, code := runCLI(t, "audit", "check-receipt", file, "--api", api, "--json")
+			out, errText, code := runFednode(t, "audit", "check-receipt", file, "--api", api, "--json")
 			if code != 1 {
 				t.Fatalf("exit %d, want 1: %s\n%s", code, errText, out)
 			}
@@ -231,7 +200,7 @@ func TestReceiptCommands(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, errText, code := runCLI(t, tt.args...); code != 2 {
+				if _, errText, code := runFednode(t, tt.args...); code != 2 {
 					t.Errorf("exit %d, want 2: %s", code, errText)
 				}
 			})
@@ -277,7 +246,7 @@ func TestReceiptCommands(t *testing.T) {
 		}
 		waitUntil(t, "okta's revocation agreed", func() bool { return n.Agreed(rev.ID) })
 		revoked := filepath.Join(dir, "revoked.receipt")
-		if _, errText, code := runCLI(t, verifyArgs("s3://b1/x", "read", revoked, "--api", api)...); code != 1 {
+		if _, errText, code := runFednode(t, verifyArgs("s3://b1/x", "read", revoked, "--api", api)...); code != 1 {
 			t.Fatalf("verify of a revoked credential: exit %d, want 1 (deny): %s", code, errText)
 		}
 		rr, _, err := node.ParseReceipt(readFile(t, revoked))
@@ -324,7 +293,7 @@ func TestReceiptCommands(t *testing.T) {
 			{name: "a revocation never agreed", edit: func(c *node.Receipt) { c.Chain[2] = authority.ID{9} }, want: "not agreed (yet)"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				_, errText, code := runCLI(t, "audit", "check-receipt", earlier(tt.edit), "--api", api)
+				_, errText, code := runFednode(t, "audit", "check-receipt", earlier(tt.edit), "--api", api)
 				if code != 1 || !strings.Contains(errText, tt.want) {
 					t.Errorf("exit %d, want 1 with %q: %s", code, tt.want, errText)
 				}
@@ -346,7 +315,7 @@ func okta(t *testing.T, n *node.Node) authority.ID {
 
 func mustRunCLI(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errText, code := runCLI(t, args...)
+	out, errText, code := runFednode(t, args...)
 	if code != 0 {
 		t.Fatalf("fednode %s: exit %d: %s\n%s", strings.Join(args, " "), code, errText, out)
 	}

@@ -1,52 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/fednode/fednode/authority"
 	"github.com/fednode/fednode/node"
 )
 
-// runSign runs `fednode ARGS...` in process with init, sign and submit, and
-// returns its stdout, the error text main would print, and its exit code.
-func runSign(t *testing.T, args ...string) (stdout, errText string, code int) {
-	t.Helper()
-	root := &cobra.Command{Use: "fednode", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(initCmd(), issueCmd(), signCmd(), submitCmd())
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		return out.String(), "", 0
-	}
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case isCobraUsage(err):
-		code = 2
-	default:
-		code = 1
-	}
-	return out.String(), err.Error(), code
-}
-
 func mustSign(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errText, code := runSign(t, args...)
+	out, errText, code := runFednode(t, args...)
 	if code != 0 {
 		t.Fatalf("fednode %s: exit %d: %s\n%s", strings.Join(args, " "), code, errText, out)
 	}
@@ -143,14 +112,14 @@ func TestOfflineSignSubmit(t *testing.T) {
 	// A rule signed at the stale position 1 conflicts with the agreed rule.
 	stale := filepath.Join(dir, "stale.cose")
 	mustSign(t, ruleArgs(0, h.Authority, "s3://other/*", stale)...)
-	_, errText, code := runSign(t, "submit", stale, "--home", home, "--wait", "0")
+	_, errText, code := runFednode(t, "submit", stale, "--home", home, "--wait", "0")
 	if code != 2 || !strings.Contains(strings.ToLower(errText), "conflict") {
 		t.Fatalf("submit of a stale position: exit %d, %q; want exit 2 naming the conflict", code, errText)
 	}
 	t.Logf("stale submission refused: %s", errText)
 
 	// Submitting the same file again is not a refusal.
-	if out, errText, code := runSign(t, "submit", r1, "--home", home, "--wait", "0"); code != 0 {
+	if out, errText, code := runFednode(t, "submit", r1, "--home", home, "--wait", "0"); code != 0 {
 		t.Errorf("resubmit of an agreed rule: exit %d, %s %s", code, errText, out)
 	}
 
@@ -178,7 +147,7 @@ func TestOfflineSignSubmit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errText, code := runSign(t, tt.args...)
+			_, errText, code := runFednode(t, tt.args...)
 			if code != 2 || !strings.Contains(errText, tt.want) {
 				t.Fatalf("exit %d, %q; want exit 2 mentioning %q", code, errText, tt.want)
 			}
