@@ -213,20 +213,9 @@ func federateCmd() *cobra.Command {
 				return usage("federate: --home, --accept, --subjects, --resources and --actions are required")
 			}
 			now := time.Now()
-			rule := authority.Rule{Subjects: subjects, Resources: resources, Actions: splitList(actions)}
-			if until != "" {
-				t, err := parseUntil(until, now)
-				if err != nil {
-					return usage("federate: --until: %v", err)
-				}
-				rule.NotAfter = t.Unix()
-			}
-			if from != "" {
-				t, err := parseUntil(from, now)
-				if err != nil {
-					return usage("federate: --from: %v", err)
-				}
-				rule.NotBefore = t.Unix()
+			rule, err := ruleFromFlags("federate", subjects, resources, actions, until, from, now)
+			if err != nil {
+				return err
 			}
 			h, cl, err := homeClient(home)
 			if err != nil {
@@ -272,6 +261,27 @@ func waitAgreed(cmd *cobra.Command, cl *node.Client, id authority.ID, wait time.
 		return fmt.Errorf("submitted, but %w (is the consortium's Raft cluster short of a quorum?)", err)
 	}
 	return nil
+}
+
+// ruleFromFlags builds a rule's scope and window from the flags federate
+// and sign share (its source is set by the caller).
+func ruleFromFlags(cmd, subjects, resources, actions, until, from string, now time.Time) (authority.Rule, error) {
+	r := authority.Rule{Subjects: subjects, Resources: resources, Actions: splitList(actions)}
+	if until != "" {
+		t, err := parseUntil(until, now)
+		if err != nil {
+			return r, usage("%s: --until: %v", cmd, err)
+		}
+		r.NotAfter = t.Unix()
+	}
+	if from != "" {
+		t, err := parseUntil(from, now)
+		if err != nil {
+			return r, usage("%s: --from: %v", cmd, err)
+		}
+		r.NotBefore = t.Unix()
+	}
+	return r, nil
 }
 
 func splitList(s string) []string {

@@ -59,21 +59,11 @@ func signCmd() *cobra.Command {
 				if err != nil {
 					return usage("sign: --accept: offline, the source must be an authority id, not a name: %v", err)
 				}
-				r := authority.Rule{Source: src, Subjects: subjects, Resources: resources, Actions: splitList(actions)}
-				if until != "" {
-					t, err := parseUntil(until, now)
-					if err != nil {
-						return usage("sign: --until: %v", err)
-					}
-					r.NotAfter = t.Unix()
+				r, err := ruleFromFlags("sign", subjects, resources, actions, until, from, now)
+				if err != nil {
+					return err
 				}
-				if from != "" {
-					t, err := parseUntil(from, now)
-					if err != nil {
-						return usage("sign: --from: %v", err)
-					}
-					r.NotBefore = t.Unix()
-				}
+				r.Source = src
 				d.Kind, d.Rule = authority.KindRule, &r
 			case "revocation":
 				if id == "" || source != "" {
