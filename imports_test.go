@@ -109,8 +109,8 @@ func TestImportBoundaries(t *testing.T) {
 					t.Errorf("%s imports %s: only %s may", name, imp, o.owner)
 				}
 			}
-			if imp == module+"/node" && name != "cmd/fednode" && name != "testnet" {
-				t.Errorf("%s imports node: only cmd/fednode and testnet may", name)
+			if imp == module+"/node" && name != "cmd/fednode" && name != "testnet" && name != "bench" {
+				t.Errorf("%s imports node: only cmd/fednode, testnet and bench may", name)
 			}
 		}
 	}

@@ -34,6 +34,11 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
+// moreCommands are further top-level commands; a file that defines one adds
+// its constructor here in an init function, so commands live beside their
+// helpers rather than in one list.
+var moreCommands []func() *cobra.Command
+
 // newRootCmd builds the whole command tree. Each call makes fresh commands
 // and flags, so tests can run the CLI in process as main does.
 func newRootCmd() *cobra.Command {
@@ -44,7 +49,10 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(initCmd(), runCmd(), federateCmd(), issueCmd(), revokeCmd(), signCmd(), submitCmd(), verifyCmd(), bundleCmd(), statusCmd(), auditCmd(), testnetCmd())
+	root.AddCommand(initCmd(), runCmd(), federateCmd(), issueCmd(), revokeCmd(), signCmd(), submitCmd(), verifyCmd(), bundleCmd(), statusCmd(), auditCmd(), testnetCmd(), benchCmd())
+	for _, mk := range moreCommands {
+		root.AddCommand(mk())
+	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
 	return root
 }
