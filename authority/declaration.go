@@ -28,6 +28,14 @@ const (
 	KindDelegation Kind = 5
 	// KindRotation replaces the root key set and threshold (rotation.go).
 	KindRotation Kind = 6
+	// KindCharter founds the consortium: members, voters, admission
+	// threshold (consortium.go).
+	KindCharter Kind = 8
+	// KindMembership is a member's act: ratify the charter, approve an
+	// admission or a removal, leave (consortium.go).
+	KindMembership Kind = 9
+	// KindNodes replaces the authority's declared nodes (libp2p peers).
+	KindNodes Kind = 10
 )
 
 // String returns the kind's name.
@@ -45,6 +53,12 @@ func (k Kind) String() string {
 		return "delegation"
 	case KindRotation:
 		return "rotation"
+	case KindCharter:
+		return "charter"
+	case KindMembership:
+		return "membership"
+	case KindNodes:
+		return "nodes"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -52,7 +66,11 @@ func (k Kind) String() string {
 // OnChain reports whether declarations of this kind occupy a position in their
 // authority's hash-linked chain (and so are stored in the agreed graph).
 func (k Kind) OnChain() bool {
-	return k == KindGenesis || k == KindRule || k == KindRevocation || k == KindDelegation || k == KindRotation
+	switch k {
+	case KindGenesis, KindRule, KindRevocation, KindDelegation, KindRotation, KindCharter, KindMembership, KindNodes:
+		return true
+	}
+	return false
 }
 
 // Bounds on the content of one declaration.
@@ -87,6 +105,9 @@ type Declaration struct {
 	Revocation *Revocation    `cbor:"19,keyasint,omitempty"`
 	Delegation *KeyDelegation `cbor:"20,keyasint,omitempty"`
 	Rotation   *Rotation      `cbor:"21,keyasint,omitempty"`
+	Charter    *Charter       `cbor:"23,keyasint,omitempty"`
+	Membership *Membership    `cbor:"24,keyasint,omitempty"`
+	Nodes      *Nodes         `cbor:"25,keyasint,omitempty"`
 }
 
 // Genesis founds an authority.
@@ -105,6 +126,9 @@ type Genesis struct {
 	OIDC      *OIDCAnchor   `cbor:"5,keyasint,omitempty"`
 	X509Roots [][]byte      `cbor:"6,keyasint,omitempty"`
 	SPIFFE    *SPIFFEAnchor `cbor:"7,keyasint,omitempty"`
+	// Nodes are the libp2p peers that run the authority's nodes
+	// (consortium.go); a later Nodes declaration replaces them.
+	Nodes []NodeRef `cbor:"8,keyasint,omitempty"`
 }
 
 // Rule is a federation rule: the declaring (target) authority accepts
@@ -169,7 +193,7 @@ type Revocation struct {
 // validate checks the declaration's own fields (no signatures, no graph).
 func (d *Declaration) validate() error {
 	bodies := 0
-	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil} {
+	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil, d.Charter != nil, d.Membership != nil, d.Nodes != nil} {
 		if set {
 			bodies++
 		}
@@ -238,6 +262,30 @@ func (d *Declaration) validate() error {
 			return err
 		}
 		return d.Rotation.validate()
+	case KindCharter:
+		if d.Charter == nil {
+			return errors.New("charter declaration without charter body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return d.Charter.validate()
+	case KindMembership:
+		if d.Membership == nil {
+			return errors.New("membership declaration without membership body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return d.Membership.validate()
+	case KindNodes:
+		if d.Nodes == nil {
+			return errors.New("nodes declaration without nodes body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return validNodes(d.Nodes.Peers)
 	}
 	return fmt.Errorf("unknown declaration kind %d", uint8(d.Kind))
 }
@@ -260,6 +308,9 @@ func (g *Genesis) validate() error {
 		return fmt.Errorf("authority kind longer than %d bytes or not UTF-8", MaxNameLen)
 	}
 	if err := validRootSet(g.RootKeys, g.Threshold); err != nil {
+		return err
+	}
+	if err := validNodes(g.Nodes); err != nil {
 		return err
 	}
 	return g.validateAnchors()

@@ -81,6 +81,15 @@ type View interface {
 	// operational key whose key ID is kid. It says nothing of revocation:
 	// ask RevokedBy(info.ID, authority).
 	OperationalKey(authority ID, kid []byte) (*OpKeyInfo, bool)
+	// Consortium is the membership state, nil before any charter
+	// (consortium.go); IsMember is true for every authority until a charter
+	// is active.
+	Consortium() *Consortium
+	IsMember(id ID) bool
+	// PeerAuthority returns the authority that declared a libp2p peer as
+	// its node; Nodes an authority's declared nodes.
+	PeerAuthority(peerID string) (ID, bool)
+	Nodes(authority ID) []NodeRef
 }
 
 type revKey struct{ target, issuer ID }
@@ -132,6 +141,9 @@ type Graph struct {
 	evidenceAt map[revKey]struct{}
 	// anchors indexes the geneses' external trust anchors (external.go).
 	anchors anchorIndex
+	// cons is the consortium's membership and the declared nodes
+	// (consortium.go).
+	cons consortiumState
 }
 
 // NewGraph returns an empty graph.
@@ -147,6 +159,7 @@ func NewGraph() *Graph {
 		delegations: map[ID]*OpKeyInfo{},
 		evidence:    map[ID][]Evidence{},
 		evidenceAt:  map[revKey]struct{}{},
+		cons:        newConsortiumState(),
 	}
 }
 
@@ -235,7 +248,10 @@ func (g *Graph) stateAt(a *AuthorityInfo, p uint64) *signerState {
 // it to act on a revocation before it is ordered.
 func (g *Graph) VerifySignature(s *Signed) error {
 	if s.Decl.Kind == KindGenesis {
-		return genesisState(s).authorise(s)
+		if err := genesisState(s).authorise(s); err != nil {
+			return err
+		}
+		return g.checkAdmission(s)
 	}
 	a, ok := g.authorities[s.Decl.Authority]
 	if !ok {
@@ -269,7 +285,10 @@ func (g *Graph) Check(s *Signed) error {
 		if _, ok := g.authorities[s.ID]; ok {
 			return fmt.Errorf("authority: genesis %s: %w", s.ID.Short(), ErrDuplicate)
 		}
-		return genesisState(s).authorise(s)
+		if err := genesisState(s).authorise(s); err != nil {
+			return err
+		}
+		return g.checkAdmission(s)
 	}
 	a, ok := g.authorities[s.Decl.Authority]
 	if !ok {
@@ -295,7 +314,10 @@ func (g *Graph) Check(s *Signed) error {
 	if s.Decl.Prev != a.HeadID {
 		return fmt.Errorf("authority: %v %s at %s seq %d: %w: prev %s is not the head %s", s.Decl.Kind, s.ID.Short(), a.Name, s.Decl.Seq, ErrConflict, s.Decl.Prev.Short(), a.HeadID.Short())
 	}
-	return g.checkKeyRoles(a, s)
+	if err := g.checkKeyRoles(a, s); err != nil {
+		return err
+	}
+	return g.checkConsortium(a, s)
 }
 
 // checkKeyRoles keeps root keys and operational keys apart (threshold.go).
@@ -358,6 +380,7 @@ func (g *Graph) ApplyVerified(s *Signed) {
 		g.authorities[s.ID] = a
 		g.byName[a.Name] = append(g.byName[a.Name], s.ID)
 		g.positions[seqKey(s.ID, 0)] = position{id: s.ID, raw: s.Raw, maxIssuedAt: d.IssuedAt}
+		g.applyConsortium(s)
 		return
 	case KindRule:
 		g.rules[d.Authority] = append(g.rules[d.Authority], &RuleInfo{ID: s.ID, Target: d.Authority, Seq: d.Seq, Rule: *d.Rule})
@@ -374,6 +397,8 @@ func (g *Graph) ApplyVerified(s *Signed) {
 		g.delegations[s.ID] = o
 	case KindRotation:
 		g.rotate(g.authorities[d.Authority], s)
+	case KindCharter, KindMembership, KindNodes:
+		g.applyConsortium(s)
 	}
 	a := g.authorities[d.Authority]
 	a.Head, a.HeadID = d.Seq, s.ID

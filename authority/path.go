@@ -129,6 +129,11 @@ func judgeRule(q *request, ri *RuleInfo) (stage, Reason) {
 	if _, ok := q.v.RevokedBy(ri.ID, ri.Target); ok {
 		return stageRevoked, ReasonRevoked
 	}
+	if beneath && !q.v.IsMember(ri.Target) {
+		// A removed member's rules no longer carry anyone (the target's
+		// own membership was checked before any rule).
+		return stageRevoked, ReasonNotMember
+	}
 	if ruleEquivocated(q.v, ri) {
 		// Trust withdrawn, as by a revocation (judge.go).
 		return stageRevoked, ReasonEquivocation
@@ -171,6 +176,8 @@ func ruleMessage(q *request, ri *RuleInfo, reason Reason, beneath int) string {
 		return fmt.Sprintf("belongs to an authority that revoked itself (revocation %s)", rid.Short())
 	case ReasonEquivocation:
 		return equivocationMessage(q.v, ri)
+	case ReasonNotMember:
+		return fmt.Sprintf("was declared by %s, which is no longer a member of the consortium", authorityName(q.v, ri.Target))
 	case ReasonHopsExceeded:
 		return fmt.Sprintf("passes on %d further hops (Hops), but the path has %d more rules between its source and the principal's home", r.Hops, beneath)
 	}

@@ -60,6 +60,10 @@ const (
 	// ReasonAudienceMismatch: a JWT whose audience names neither the target
 	// authority's name nor its ID.
 	ReasonAudienceMismatch Reason = "audience-mismatch"
+	// ReasonNotMember: the consortium's charter is active and the
+	// credential's issuer, the target, or the declarer of every rule that
+	// could have allowed is not a member (never admitted, removed, or left).
+	ReasonNotMember Reason = "not-member"
 )
 
 // Reasons lists every reason code, for documentation and tests.
@@ -70,7 +74,7 @@ var Reasons = []Reason{
 	ReasonStaleBundle, ReasonRollback,
 	ReasonScopeWidening, ReasonHopsExceeded, ReasonConditionFailed, ReasonProofOfPossession,
 	ReasonThresholdNotMet, ReasonKeyRotated, ReasonEquivocation,
-	ReasonUntrustedExternal, ReasonAudienceMismatch,
+	ReasonUntrustedExternal, ReasonAudienceMismatch, ReasonNotMember,
 }
 
 // Request is one authorization question: may the principal holding Credential
@@ -287,6 +291,15 @@ func judgePrincipal(v View, req *Request, o *verifyOptions, d *Decision, st *sta
 	if rid, ok := v.RevokedBy(target.ID, target.ID); ok {
 		d.Chain = append(d.Chain, target.ID, rid)
 		deny(ReasonRevoked, "target authority %s has revoked itself (revocation %s)", target.Name, rid.Short())
+		return
+	}
+	if !v.IsMember(issuer.ID) {
+		deny(ReasonNotMember, "the credential's issuer %s is not a member of the consortium (removed, left, or never admitted)", issuer.Name)
+		return
+	}
+	if !v.IsMember(target.ID) {
+		d.Chain = append(d.Chain, target.ID)
+		deny(ReasonNotMember, "the target authority %s is not a member of the consortium (removed, left, or never admitted)", target.Name)
 		return
 	}
 	q := &request{v: v, home: issuer.ID, target: target.ID, subject: subject, attrs: attrs, res: req.Resource, action: req.Action, at: at}

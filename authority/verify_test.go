@@ -528,6 +528,9 @@ func TestVerify(t *testing.T) {
 		if r == authority.ReasonThresholdNotMet || r == authority.ReasonKeyRotated || r == authority.ReasonEquivocation {
 			continue // key governance: TestGovernanceVerify and its fixtures
 		}
+		if r == authority.ReasonNotMember {
+			continue // consortium membership: TestConsortiumVerify
+		}
 		if r == authority.ReasonUntrustedExternal || r == authority.ReasonAudienceMismatch {
 			continue // external credentials: TestVerifyJWT, TestVerifyX509
 		}
@@ -669,7 +672,7 @@ func TestReasonsAreStable(t *testing.T) {
 		"stale-bundle", "rollback",
 		"scope-widening", "hops-exceeded", "condition-failed", "proof-of-possession",
 		"threshold-not-met", "key-rotated", "equivocation",
-		"untrusted-external", "audience-mismatch"}
+		"untrusted-external", "audience-mismatch", "not-member"}
 	got := make([]string, len(authority.Reasons))
 	for i, r := range authority.Reasons {
 		got[i] = string(r)
