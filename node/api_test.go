@@ -187,7 +187,6 @@ func TestSingleNodeAPI(t *testing.T) {
 		}
 	})
 
-
 	t.Run("verify refuses malformed requests", func(t *testing.T) {
 		good := base64.StdEncoding.EncodeToString(cred.Raw)
 		tests := []struct {
