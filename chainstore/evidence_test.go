@@ -310,3 +310,28 @@ func FuzzDecodeEvidence(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkApplyEvidence: what judging a proof costs a validator (two
+// signature checks under the store's read lock) and decoding its record.
+func BenchmarkApplyEvidence(b *testing.B) {
+	w := newEvidenceWorld(b)
+	s := newMemStore(b)
+	mustApply(b, s, 1, envs(w.sc.genA, w.sc.genB, w.r1))
+	b.Run("check", func(b *testing.B) {
+		for b.Loop() {
+			var err error
+			s.View(func(v authority.View) { _, err = v.(*authority.Graph).CheckEvidence(w.r1.Raw, w.fork1.Raw) })
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-record", func(b *testing.B) {
+		rec := encodeEvidence(3, w.r1.Raw, w.fork1.Raw)
+		for b.Loop() {
+			if _, err := decodeEvidence(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
