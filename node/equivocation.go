@@ -64,6 +64,8 @@ type equivocations struct {
 	// pending holds proofs not yet agreed, by position. Invariant: each
 	// verified (CheckEvidence) when added.
 	pending map[posKey]*pendingEvidence
+	// npending is len(pending), read without the lock by Verify's hot path.
+	npending atomic.Int64
 	// forwarding is set while a forward of evidence to the leader is in
 	// flight.
 	forwarding atomic.Bool
@@ -199,6 +201,7 @@ func (n *Node) addEvidence(a, b []byte, source string) bool {
 	_, dup := n.eq.pending[k]
 	if !dup && len(n.eq.pending) < maxPendingEvidence {
 		n.eq.pending[k] = &pendingEvidence{a: ev.A.Raw, b: ev.B.Raw, ids: [2]authority.ID{ev.A.ID, ev.B.ID}, added: time.Now()}
+		n.eq.npending.Store(int64(len(n.eq.pending)))
 	}
 	n.eq.mu.Unlock()
 	if dup {
@@ -301,6 +304,7 @@ func (n *Node) proposeEvidence() {
 	for k, p := range n.eq.pending {
 		if agreed[k] || now.Sub(p.added) > pendingTTL {
 			delete(n.eq.pending, k)
+			n.eq.npending.Store(int64(len(n.eq.pending)))
 			continue
 		}
 		todo = append(todo, item{k, p})
@@ -328,6 +332,7 @@ func (n *Node) proposeEvidence() {
 			}
 			n.eq.mu.Lock()
 			delete(n.eq.pending, it.k)
+			n.eq.npending.Store(int64(len(n.eq.pending)))
 			n.eq.mu.Unlock()
 		}
 		return
@@ -425,4 +430,40 @@ func (n *Node) Equivocations() []EquivocationStatus {
 		}
 	})
 	return out
+}
+
+// Authority is the agreed graph's, marked equivocating also from evidence
+// seen here and not yet agreed: like a revocation from gossip, a verified
+// proof denies at once rather than wait for Raft (fail safe). A rotation
+// after the position clears a pending mark as it clears an agreed one.
+func (o overlay) Authority(id authority.ID) (*authority.AuthorityInfo, bool) {
+	a, ok := o.View.Authority(id)
+	if !ok || o.eq == nil || o.eq.npending.Load() == 0 {
+		return a, ok
+	}
+	at := o.eq.lowestPending(a)
+	if at == 0 || (a.EquivocatedAt != 0 && a.EquivocatedAt <= at) {
+		return a, ok
+	}
+	marked := *a
+	marked.EquivocatedAt = at
+	return &marked, true
+}
+
+// lowestPending is the lowest seq of a pending proof against a that no
+// rotation of a comes after; 0 if none.
+func (e *equivocations) lowestPending(a *authority.AuthorityInfo) uint64 {
+	var lastRotation uint64
+	if len(a.Roots) > 0 {
+		lastRotation = a.Roots[len(a.Roots)-1].Since
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var low uint64
+	for k := range e.pending {
+		if k.a == a.ID && k.seq >= lastRotation && (low == 0 || k.seq < low) {
+			low = k.seq
+		}
+	}
+	return low
 }

@@ -274,3 +274,47 @@ func FuzzDecodeEvidence(f *testing.F) {
 		}
 	})
 }
+
+// TestProvisionalEquivocation: a verified proof seen here denies at once,
+// before Raft orders it, and a later rotation clears it as it clears an
+// agreed mark.
+func TestProvisionalEquivocation(t *testing.T) {
+	aws, okta := newOutsider(t, "aws-prod"), newOutsider(t, "okta")
+	g := authority.NewGraph()
+	s1 := rule(t, okta.id(), 1, okta.id(), okta.id(), "x://*", okta.root)
+	fork := rule(t, okta.id(), 1, okta.id(), okta.id(), "y://*", okta.root)
+	for _, sd := range []*authority.Signed{aws.gen, okta.gen, rule(t, aws.id(), 1, aws.id(), okta.id(), "db://*", aws.root), s1} {
+		if err := g.Apply(sd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eq := &equivocations{pending: map[posKey]*pendingEvidence{}}
+	verify := func(cred *authority.Signed) authority.Decision {
+		return authority.VerifyNamed(overlay{View: g, prov: newProvisional(), eq: eq},
+			authority.Request{Credential: cred.Raw, Resource: "db://orders", Action: "read"}, "aws-prod", authority.WithTime(tJudge))
+	}
+	cred := credential(t, okta.id(), "alice@okta", okta.root)
+	if d := verify(cred); !d.Allow {
+		t.Fatalf("before any evidence: %s %s", d.Reason, d.Message)
+	}
+	eq.pending[posKey{okta.id(), 1}] = &pendingEvidence{a: s1.Raw, b: fork.Raw}
+	eq.npending.Store(1)
+	if d := verify(cred); d.Reason != authority.ReasonEquivocation {
+		t.Fatalf("with pending evidence: %s %s, want equivocation", d.Reason, d.Message)
+	}
+	if a, _ := g.Authority(okta.id()); a.EquivocatedAt != 0 {
+		t.Fatal("the overlay marked the graph itself")
+	}
+	newKey, err := authority.GenerateKey(authority.AlgEd25519, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot := mustSign(t, authority.Declaration{Kind: authority.KindRotation, Authority: okta.id(), Seq: 2, Prev: s1.ID, IssuedAt: t0.Unix(),
+		Rotation: &authority.Rotation{RootKeys: []authority.PublicKey{newKey.Public()}, Threshold: 1}}, okta.root)
+	if err := g.Apply(rot); err != nil {
+		t.Fatal(err)
+	}
+	if d := verify(credential(t, okta.id(), "alice@okta", newKey)); !d.Allow {
+		t.Fatalf("after a rotation past the pending proof: %s %s", d.Reason, d.Message)
+	}
+}

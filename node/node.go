@@ -688,7 +688,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 	asOf := n.graphAsOf()
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
-		d = authority.VerifyNamed(overlay{View: v, prov: n.prov},
+		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq},
 			authority.Request{Credential: cred, Resource: resource, Action: action}, target,
 			authority.WithTime(at), authority.WithGraphAsOf(asOf))
 	})
@@ -706,7 +706,7 @@ func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time,
 	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf)}, opts...)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
-		d = authority.VerifyNamed(overlay{View: v, prov: n.prov}, req, target, all...)
+		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq}, req, target, all...)
 	})
 	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
 	return d
@@ -905,10 +905,14 @@ func (p *provisional) prune(s *chainstore.Store) {
 	}
 }
 
-// overlay is the agreed graph plus provisional revocations.
+// overlay is the agreed graph plus provisional revocations and
+// equivocation marks.
 type overlay struct {
 	authority.View
 	prov *provisional
+	// eq marks authorities with evidence seen but not yet agreed
+	// (equivocation.go); nil: none.
+	eq *equivocations
 }
 
 // AuthoritiesWithIssuer passes the graph's OIDC issuer index through, so
