@@ -231,6 +231,13 @@ func (s *Store) Evidence() []EvidenceInfo {
 	return slices.Clone(s.gs.ev.list)
 }
 
+// EvidenceCount is len(Evidence()), without the copy.
+func (s *Store) EvidenceCount() int {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	return len(s.gs.ev.list)
+}
+
 // EvidenceEnvelopes returns the two envelopes of the n-th proof (A, B as
 // in EvidenceInfo).
 func (s *Store) EvidenceEnvelopes(n uint64) (a, b []byte, err error) {

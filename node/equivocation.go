@@ -268,14 +268,13 @@ func (n *Node) applyEvidence(index uint64, body []byte) any {
 	return err
 }
 
-// noteApplied is applyDeclarations' hook: a committed declaration refused
-// as equivocation made the graph record the pair (chainstore persisted it).
-func (n *Node) noteApplied(errs []error) {
-	for _, e := range errs {
-		var eq *authority.EquivocationError
-		if errors.As(e, &eq) {
-			n.eq.counter.WithLabelValues("agreed").Inc()
-		}
+// noteApplied is applyDeclarations' hook: the store had before proofs
+// before the batch; a committed declaration refused as equivocation at a
+// new position made the graph record the pair (chainstore persisted it).
+func (n *Node) noteApplied(before int) {
+	if d := n.store.EvidenceCount() - before; d > 0 {
+		n.eq.counter.WithLabelValues("agreed").Add(float64(d))
+		n.log.Warn("EQUIVOCATION: a committed declaration conflicts, validly signed, with the one at its position; the agreed graph keeps the pair", "new_proofs", d)
 	}
 }
 

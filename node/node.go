@@ -518,8 +518,9 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		}
 		return []error{err}
 	}
+	evBefore := n.store.EvidenceCount()
 	errs := n.store.ApplyDeclarations(index, envs)
-	n.noteApplied(errs)
+	n.noteApplied(evBefore)
 	accepted := 0
 	for _, e := range errs {
 		if e == nil {
