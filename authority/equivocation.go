@@ -138,44 +138,68 @@ func (g *Graph) Equivocations(authority ID) []Evidence { return slices.Clone(g.e
 // ErrGap (the chain has not reached the position yet: hold and retry),
 // ErrDuplicate, and the signature errors of Check.
 func (g *Graph) ApplyEvidence(a, b []byte) error {
-	sa, err := Parse(a)
+	auth, ev, err := g.checkEvidence(a, b)
 	if err != nil {
 		return err
 	}
+	if !g.recordEvidence(auth, ev) {
+		return fmt.Errorf("authority: evidence at %s seq %d: %w: that position already has evidence", auth.Name, ev.A.Decl.Seq, ErrDuplicate)
+	}
+	return nil
+}
+
+// CheckEvidence reports whether ApplyEvidence would accept the pair, without
+// changing the graph, and returns it as Evidence (A the one the chain holds,
+// if it holds either). A gossip validator uses it: nothing is recorded
+// before the whole proof verifies. Its errors are ApplyEvidence's.
+func (g *Graph) CheckEvidence(a, b []byte) (Evidence, error) {
+	auth, ev, err := g.checkEvidence(a, b)
+	if err != nil {
+		return Evidence{}, err
+	}
+	if _, ok := g.evidenceAt[seqKey(auth.ID, ev.A.Decl.Seq)]; ok {
+		return ev, fmt.Errorf("authority: evidence at %s seq %d: %w: that position already has evidence", auth.Name, ev.A.Decl.Seq, ErrDuplicate)
+	}
+	return ev, nil
+}
+
+// checkEvidence is ApplyEvidence's check of a pair.
+func (g *Graph) checkEvidence(a, b []byte) (*AuthorityInfo, Evidence, error) {
+	sa, err := Parse(a)
+	if err != nil {
+		return nil, Evidence{}, err
+	}
 	sb, err := Parse(b)
 	if err != nil {
-		return err
+		return nil, Evidence{}, err
 	}
 	da, db := &sa.Decl, &sb.Decl
 	for _, d := range []*Declaration{da, db} {
 		if !d.Kind.OnChain() || d.Kind == KindGenesis {
-			return fmt.Errorf("authority: %w: a %v has no position to equivocate at", ErrNotEvidence, d.Kind)
+			return nil, Evidence{}, fmt.Errorf("authority: %w: a %v has no position to equivocate at", ErrNotEvidence, d.Kind)
 		}
 	}
 	if da.Authority != db.Authority || da.Seq != db.Seq {
-		return fmt.Errorf("authority: %w: %s seq %d and %s seq %d are not one position", ErrNotEvidence, da.Authority.Short(), da.Seq, db.Authority.Short(), db.Seq)
+		return nil, Evidence{}, fmt.Errorf("authority: %w: %s seq %d and %s seq %d are not one position", ErrNotEvidence, da.Authority.Short(), da.Seq, db.Authority.Short(), db.Seq)
 	}
 	if bytes.Equal(sa.payload, sb.payload) {
-		return fmt.Errorf("authority: %w: %s and %s are the same declaration", ErrNotEvidence, sa.ID.Short(), sb.ID.Short())
+		return nil, Evidence{}, fmt.Errorf("authority: %w: %s and %s are the same declaration", ErrNotEvidence, sa.ID.Short(), sb.ID.Short())
 	}
 	auth, ok := g.authorities[da.Authority]
 	if !ok {
-		return fmt.Errorf("authority: evidence: %w %s", ErrUnknownAuthority, da.Authority.Short())
+		return nil, Evidence{}, fmt.Errorf("authority: evidence: %w %s", ErrUnknownAuthority, da.Authority.Short())
 	}
 	if da.Seq > auth.Head+1 {
-		return fmt.Errorf("authority: evidence at %s seq %d: %w: head is %d", auth.Name, da.Seq, ErrGap, auth.Head)
+		return nil, Evidence{}, fmt.Errorf("authority: evidence at %s seq %d: %w: head is %d", auth.Name, da.Seq, ErrGap, auth.Head)
 	}
 	st := g.stateAt(auth, da.Seq)
 	for _, s := range []*Signed{sa, sb} {
 		if err := st.authorise(s); err != nil {
-			return err
+			return nil, Evidence{}, err
 		}
 	}
 	if held, ok := g.positions[seqKey(auth.ID, da.Seq)]; ok && held.id == sb.ID {
 		sa, sb = sb, sa
 	}
-	if !g.recordEvidence(auth, Evidence{A: sa, B: sb}) {
-		return fmt.Errorf("authority: evidence at %s seq %d: %w: that position already has evidence", auth.Name, da.Seq, ErrDuplicate)
-	}
-	return nil
+	return auth, Evidence{A: sa, B: sb}, nil
 }

@@ -794,6 +794,9 @@ func TestApplyEvidence(t *testing.T) {
 		if err := g.ApplyEvidence(w.rule2.Raw, w.fork2.Raw); !errors.Is(err, authority.ErrDuplicate) {
 			t.Fatalf("second ApplyEvidence = %v, want ErrDuplicate", err)
 		}
+		if _, err := g.CheckEvidence(w.rule2.Raw, w.fork2.Raw); !errors.Is(err, authority.ErrDuplicate) {
+			t.Fatalf("CheckEvidence of a recorded position = %v, want ErrDuplicate", err)
+		}
 	})
 
 	t.Run("evidence at the head's next position, neither in the chain", func(t *testing.T) {
@@ -858,6 +861,15 @@ func TestApplyEvidence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := replayed(t, chain...)
+			// CheckEvidence answers as ApplyEvidence will, and changes nothing.
+			if _, err := g.CheckEvidence(tt.a, tt.b); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("CheckEvidence = %v, want %v", err, tt.want)
+			}
+			for _, a := range g.Authorities() {
+				if a.EquivocatedAt != 0 || len(g.Equivocations(a.ID)) != 0 {
+					t.Fatalf("CheckEvidence marked %s", a.Name)
+				}
+			}
 			err := g.ApplyEvidence(tt.a, tt.b)
 			t.Logf("%v", err)
 			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {

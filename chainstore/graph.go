@@ -25,6 +25,7 @@ import (
 //	"m" + "applied"                    -> uint64 BE: last Raft index applied
 //	"g" + "restoring"                  -> present while a snapshot restore is
 //	                                      incomplete (state must be rebuilt)
+//	"e" + uint64 BE n                  -> evidence of equivocation (evidence.go)
 //
 // Authorities and chain heads are derived: Open replays "o" in order into an
 // authority.Graph, so the in-memory graph and the disk can never disagree
@@ -57,7 +58,7 @@ func (s *Store) dropGraphData() error {
 
 // graphPrefixes are the namespaces of the graph state and its log (all but
 // the restore marker).
-var graphPrefixes = []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta, prefixTree, prefixVersion}
+var graphPrefixes = []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, prefixRevoked, prefixMeta, prefixTree, prefixVersion, prefixEvidence}
 
 // ErrNotFound is returned for a declaration the graph does not hold.
 var ErrNotFound = errors.New("chainstore: not found")
@@ -73,6 +74,8 @@ type graphState struct {
 	log          *tlog.Appender
 	applied      uint64
 	needsRestore bool
+	// ev is the evidence of equivocation persisted (evidence.go).
+	ev evidenceState
 }
 
 func declKey(id authority.ID) []byte { return append([]byte{prefixDecl}, id[:]...) }
@@ -108,6 +111,7 @@ func (s *Store) loadGraph() error {
 	var app *tlog.Appender
 	var applied uint64
 	restoring := false
+	var evr evidenceReplay
 	err := s.db.View(func(txn *badger.Txn) error {
 		if _, err := txn.Get(keyRestoring); err == nil {
 			restoring = true
@@ -125,6 +129,10 @@ func (s *Store) loadGraph() error {
 			}
 			applied = binary.BigEndian.Uint64(v)
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		var err error
+		if evr.recs, err = readEvidence(txn); err != nil {
 			return err
 		}
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixOrder}})
@@ -156,10 +164,16 @@ func (s *Store) loadGraph() error {
 			if err != nil || sd.ID != id {
 				return fmt.Errorf("%w: declaration %s of graph version %d does not parse back to itself", ErrCorrupt, id.Short(), want)
 			}
+			// Evidence replays at its point, as the graph recorded it.
+			if err := evr.due(g); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
 			g.ApplyVerified(sd)
 			want++
 		}
-		var err error
+		if err := evr.done(g); err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
 		app, err = loadAppender(txn, g.Version())
 		return err
 	})
@@ -175,14 +189,14 @@ func (s *Store) loadGraph() error {
 		if err := s.dropGraphData(); err != nil {
 			return fmt.Errorf("chainstore: load graph: clear an interrupted restore: %w", err)
 		}
-		g, applied = authority.NewGraph(), 0
+		g, applied, evr.state = authority.NewGraph(), 0, evidenceState{}
 	}
 	if app == nil || restoring {
 		if app, err = tlog.NewAppender(0, nil); err != nil {
 			return err
 		}
 	}
-	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore = g, app, applied, restoring
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.ev = g, app, applied, restoring, evr.state
 	return nil
 }
 
@@ -263,12 +277,16 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	}
 	g := s.gs.g
 	var accepted []*authority.Signed
+	var evs []evidenceRec // the proofs of equivocation the graph records
 	for i, env := range envelopes {
 		sd, err := authority.Parse(env)
 		if err == nil {
 			err = g.Apply(sd)
 		}
 		if err != nil {
+			if ev, ok := s.newEvidence(err, g.Version(), evs); ok {
+				evs = append(evs, ev)
+			}
 			results[i] = err
 			continue
 		}
@@ -287,6 +305,9 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 				}
 			}
 		}
+		if err := putEvidence(txn.Set, evs); err != nil {
+			return err
+		}
 		return txn.Set(keyApplied, be64(index))
 	})
 	if err != nil {
@@ -296,6 +317,9 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 		panic(fmt.Sprintf("chainstore: apply index %d: %v: memory and disk diverged", index, err))
 	}
 	s.gs.applied = index
+	for _, ev := range evs {
+		s.gs.ev.add(ev.info)
+	}
 	return results
 }
 
@@ -441,16 +465,23 @@ func eachDecl(txn *badger.Txn, after, upTo uint64, fn func(version uint64, env [
 
 // Snapshot format (a wire format: Raft ships it to lagging followers):
 //
-//	magic "FEDSNAP" | format version (1 byte, = 1)
+//	magic "FEDSNAP" | format version (1 byte, = 2; Restore reads 1 too)
 //	applied Raft index (uint64 BE) | graph version N (uint64 BE)
 //	N records: uvarint length | envelope bytes, in acceptance order
+//	format 2 only: uvarint E | E records: uvarint length | evidence record
+//	(evidence.go), in recording order
 //
 // Integrity is Raft's: its snapshot store checksums what it keeps. The
 // restoring node trusts nothing else in it: every declaration is verified
 // again as it is applied.
 var snapMagic = []byte("FEDSNAP")
 
-const snapFormat = 1
+// snapFormat is the format Persist writes; snapFormatV1 (no evidence
+// section) is still restored, from nodes of an older version.
+const (
+	snapFormat   = 2
+	snapFormatV1 = 1
+)
 
 // GraphSnapshot is a consistent view of the graph state taken by Snapshot.
 type GraphSnapshot struct {
@@ -504,6 +535,9 @@ func (p *GraphSnapshot) Persist(w io.Writer) error {
 	if written != p.version {
 		return fmt.Errorf("chainstore: write snapshot: read %d of the %d declarations of graph version %d (the graph changed under the snapshot)", written, p.version, p.version)
 	}
+	if err := persistEvidence(bw, p.txn); err != nil {
+		return fmt.Errorf("chainstore: write snapshot: %w", err)
+	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("chainstore: write snapshot: %w", err)
 	}
@@ -528,15 +562,19 @@ func (s *Store) Restore(r io.Reader) error {
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		return fmt.Errorf("chainstore: restore: read header: %w", err)
 	}
-	if string(hdr[:len(snapMagic)]) != string(snapMagic) || hdr[len(snapMagic)] != snapFormat {
-		return fmt.Errorf("chainstore: restore: not a fednode snapshot of format %d", snapFormat)
+	format := hdr[len(snapMagic)]
+	if string(hdr[:len(snapMagic)]) != string(snapMagic) || (format != snapFormat && format != snapFormatV1) {
+		return fmt.Errorf("chainstore: restore: not a fednode snapshot of format %d or %d", snapFormatV1, snapFormat)
 	}
 	applied := binary.BigEndian.Uint64(hdr[len(snapMagic)+1:])
 	version := binary.BigEndian.Uint64(hdr[len(snapMagic)+9:])
 
-	// Verify everything before touching the disk.
+	// Verify everything before touching the disk. Evidence comes after the
+	// declarations in the stream but replays between them, so read all,
+	// then apply.
 	g := authority.NewGraph()
 	accepted := make([]*authority.Signed, 0, min(version, 1<<20))
+	var parsed []*authority.Signed
 	for v := uint64(1); v <= version; v++ {
 		n, err := binary.ReadUvarint(br)
 		if err != nil {
@@ -550,13 +588,31 @@ func (s *Store) Restore(r io.Reader) error {
 			return fmt.Errorf("chainstore: restore: record %d: %w", v, err)
 		}
 		sd, err := authority.Parse(env)
-		if err == nil {
-			err = g.Apply(sd)
-		}
 		if err != nil {
 			return fmt.Errorf("chainstore: restore: record %d of %d does not verify (the snapshot's sender is faulty): %w", v, version, err)
 		}
+		parsed = append(parsed, sd)
+	}
+	var evr evidenceReplay
+	if format == snapFormat {
+		recs, err := readEvidenceSection(br, br, version)
+		if err != nil {
+			return fmt.Errorf("chainstore: restore: %w", err)
+		}
+		evr.recs = recs
+	}
+	for i, sd := range parsed {
+		err := evr.due(g)
+		if err != nil {
+			return fmt.Errorf("chainstore: restore: %w (the snapshot's sender is faulty)", err)
+		}
+		if err := g.Apply(sd); err != nil {
+			return fmt.Errorf("chainstore: restore: record %d of %d does not verify (the snapshot's sender is faulty): %w", i+1, version, err)
+		}
 		accepted = append(accepted, sd)
+	}
+	if err := evr.done(g); err != nil {
+		return fmt.Errorf("chainstore: restore: %w (the snapshot's sender is faulty)", err)
 	}
 	// The header counts the records: anything after them means a damaged
 	// count or a faulty sender, and restoring would silently shorten the graph.
@@ -614,6 +670,11 @@ func (s *Store) Restore(r io.Reader) error {
 				}
 			}
 		}
+		for i, rec := range evr.recs {
+			if err := wb.Set(evidenceKey(uint64(i)+1), rec); err != nil {
+				return err
+			}
+		}
 		if err := wb.Set(keyApplied, be64(applied)); err != nil {
 			return err
 		}
@@ -622,13 +683,13 @@ func (s *Store) Restore(r io.Reader) error {
 	if err != nil {
 		// The disk may hold part of either graph now: serve the empty
 		// graph and keep the marker, so the next start restores again.
-		s.gs.g, s.gs.applied, s.gs.needsRestore = authority.NewGraph(), 0, true
+		s.gs.g, s.gs.applied, s.gs.needsRestore, s.gs.ev = authority.NewGraph(), 0, true, evidenceState{}
 		s.gs.log, _ = tlog.NewAppender(0, nil)
 		return fmt.Errorf("chainstore: restore: write: %w", err)
 	}
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
 		return fmt.Errorf("chainstore: restore: unmark: %w", err)
 	}
-	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore = g, app, applied, false
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.ev = g, app, applied, false, evr.state
 	return nil
 }

@@ -901,7 +901,8 @@ func corruptSnapshots(snap []byte) []struct {
 		{name: "truncated first record", b: snap[:hdr+40]},
 		{name: "truncated last byte", b: snap[:len(snap)-1]},
 		{name: "wrong magic", b: edit(func(b []byte) []byte { b[6] = 'Q'; return b })},
-		{name: "wrong format", b: edit(func(b []byte) []byte { b[7] = 2; return b })},
+		{name: "wrong format", b: edit(func(b []byte) []byte { b[7] = 3; return b })},
+		{name: "format 1 with an evidence section", b: edit(func(b []byte) []byte { b[7] = 1; return b })},
 		{name: "one record missing", b: edit(func(b []byte) []byte { b[hdr-1]++; return b })},
 		{name: "oversized record", b: edit(func(b []byte) []byte {
 			return append(b[:hdr], 0x80, 0x80, 0x80, 0x80, 0x01) // 2^28 bytes

@@ -17,7 +17,7 @@ import "encoding/binary"
 // what makes FirstIndex a forward seek and LastIndex a reverse seek.
 //
 // Reserved for the graph state (graph.go): "d", "a", "i", "k", "r", "o", "m",
-// "g"; for the transparency log (tlog.go): "t", "x". The log, stable and
+// "g", "e"; for the transparency log (tlog.go): "t", "x". The log, stable and
 // peer code must never write under them.
 //
 // Values are versioned by their first byte where the encoding is ours, so a

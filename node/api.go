@@ -244,6 +244,8 @@ type Status struct {
 	// SplitView holds evidence of two roots for one log size, if seen: the
 	// node then refuses to export bundles.
 	SplitView *SplitViewStatus `json:"split_view,omitempty"`
+	// Equivocations is the evidence of equivocation this node holds.
+	Equivocations []EquivocationStatus `json:"equivocations"`
 }
 
 // CheckpointStatus summarises the replica's checkpoint.
@@ -321,8 +323,9 @@ func (n *Node) Status() Status {
 		Topics:      n.host.Topics(),
 		Raft: RaftStatus{State: st.State, Leader: st.Leader, Term: st.Term, LastIndex: st.LastIndex,
 			CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Voters: voters},
-		Graph:   g,
-		Pending: n.pool.size(),
+		Graph:         g,
+		Pending:       n.pool.size(),
+		Equivocations: n.Equivocations(),
 	}
 }
 

@@ -187,20 +187,6 @@ func TestSingleNodeAPI(t *testing.T) {
 		}
 	})
 
-	t.Run("a different rule at a taken seq is 409", func(t *testing.T) {
-		v := n.GraphVersion()
-		other := rule(t, a, 1, a, okta.id(), "s3://other/*", h.Root)
-		st, body := rawPost(t, n, "/v1/declarations", bearer, "application/cbor", other.Raw)
-		if st != http.StatusConflict {
-			t.Fatalf("status %d, want 409: %s", st, body)
-		}
-		wantJSONError(t, body)
-		if _, err := c.Submit(ctx, other.Raw); !errors.Is(err, ErrConflict) {
-			t.Errorf("Client.Submit: err = %v, want ErrConflict", err)
-		}
-		unchanged(t, v, other.Raw)
-	})
-
 	t.Run("verify refuses malformed requests", func(t *testing.T) {
 		good := base64.StdEncoding.EncodeToString(cred.Raw)
 		tests := []struct {
@@ -289,6 +275,25 @@ func TestSingleNodeAPI(t *testing.T) {
 				}
 			})
 		}
+	})
+
+	t.Run("a different rule at a taken seq is 409", func(t *testing.T) {
+		v := n.GraphVersion()
+		other := rule(t, a, 1, a, okta.id(), "s3://other/*", h.Root)
+		st, body := rawPost(t, n, "/v1/declarations", bearer, "application/cbor", other.Raw)
+		if st != http.StatusConflict {
+			t.Fatalf("status %d, want 409: %s", st, body)
+		}
+		wantJSONError(t, body)
+		// Validly signed too: the pair is evidence that aws-prod equivocated,
+		// which is why this runs after the decisions above.
+		if !strings.Contains(string(body), "evidence of equivocation") {
+			t.Errorf("409 body does not say the pair is kept as evidence: %s", body)
+		}
+		if _, err := c.Submit(ctx, other.Raw); !errors.Is(err, ErrConflict) {
+			t.Errorf("Client.Submit: err = %v, want ErrConflict", err)
+		}
+		unchanged(t, v, other.Raw)
 	})
 
 	t.Run("status", func(t *testing.T) {

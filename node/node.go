@@ -108,6 +108,8 @@ type Node struct {
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
 	wit   witnessState
+	// eq is the evidence of equivocation on its way to Raft (equivocation.go).
+	eq equivocations
 
 	closeOnce sync.Once
 	closeErr  error
@@ -137,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		met:  newMetrics(),
 		kick: make(chan struct{}, 1),
 	}
+	n.initEquivocation()
 	n.started = time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
@@ -168,7 +171,7 @@ func (n *Node) start(ctx context.Context) error {
 			MaxSize:  maxCheckpointNote,
 			Validate: n.validateCheckpoint,
 			Deliver:  n.deliverCheckpoint,
-		}},
+		}, n.evidenceTopic()},
 	})
 	if err != nil {
 		return err
@@ -176,6 +179,7 @@ func (n *Node) start(ctx context.Context) error {
 
 	fsm := consensus.NewFSM(stateAdapter{n.store})
 	fsm.Register(cmdDeclarations, "declarations", n.applyDeclarations)
+	fsm.Register(cmdEvidence, "evidence", n.applyEvidence)
 	last, err := n.store.LastIndex()
 	if err != nil {
 		return err
@@ -407,9 +411,15 @@ func (n *Node) admit(sd *authority.Signed) error {
 		}
 	})
 	if conflict != nil {
+		if n.conflictEvidence(sd, nil) {
+			return fmt.Errorf("%w; both are validly signed: this node keeps the pair as evidence of equivocation and gossips it", conflict)
+		}
 		return conflict
 	}
 	if p := n.pool.at(sd.Decl.Authority, sd.Decl.Seq); p != nil && p.ID != sd.ID && sd.Decl.Kind != authority.KindGenesis {
+		if n.conflictEvidence(sd, p) {
+			return fmt.Errorf("%w: pending declaration %s already holds seq %d; both are validly signed: this node keeps the pair as evidence of equivocation and gossips it", ErrConflict, p.ID.Short(), sd.Decl.Seq)
+		}
 		return fmt.Errorf("%w: pending declaration %s already holds seq %d", ErrConflict, p.ID.Short(), sd.Decl.Seq)
 	}
 	if sd.Decl.Kind == authority.KindRevocation {
@@ -487,6 +497,8 @@ func (n *Node) deliverGossip(from string, data []byte) {
 	if err != nil || n.store.Has(sd.ID) {
 		return
 	}
+	// A validly signed declaration at a taken position is equivocation.
+	n.conflictEvidence(sd, n.pool.at(sd.Decl.Authority, sd.Decl.Seq))
 	if sd.Decl.Kind == authority.KindRevocation {
 		// Fail safe: a revocation signed by its issuer denies at once,
 		// before Raft orders it.
@@ -506,7 +518,9 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		}
 		return []error{err}
 	}
+	evBefore := n.store.EvidenceCount()
 	errs := n.store.ApplyDeclarations(index, envs)
+	n.noteApplied(evBefore)
 	accepted := 0
 	for _, e := range errs {
 		if e == nil {
@@ -558,6 +572,7 @@ func (n *Node) proposeLoop() {
 		case <-n.kick:
 		}
 		n.proposeOnce()
+		n.proposeEvidence()
 	}
 }
 
@@ -674,7 +689,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 	asOf := n.graphAsOf()
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
-		d = authority.VerifyNamed(overlay{View: v, prov: n.prov},
+		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq},
 			authority.Request{Credential: cred, Resource: resource, Action: action}, target,
 			authority.WithTime(at), authority.WithGraphAsOf(asOf))
 	})
@@ -692,7 +707,7 @@ func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time,
 	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf)}, opts...)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
-		d = authority.VerifyNamed(overlay{View: v, prov: n.prov}, req, target, all...)
+		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq}, req, target, all...)
 	})
 	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
 	return d
@@ -891,10 +906,14 @@ func (p *provisional) prune(s *chainstore.Store) {
 	}
 }
 
-// overlay is the agreed graph plus provisional revocations.
+// overlay is the agreed graph plus provisional revocations and
+// equivocation marks.
 type overlay struct {
 	authority.View
 	prov *provisional
+	// eq marks authorities with evidence seen but not yet agreed
+	// (equivocation.go); nil: none.
+	eq *equivocations
 }
 
 // AuthoritiesWithIssuer passes the graph's OIDC issuer index through, so

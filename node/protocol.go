@@ -35,6 +35,9 @@ const (
 
 type forwardRequest struct {
 	Envelopes [][]byte `cbor:"1,keyasint"`
+	// Evidence is proofs of equivocation, each the pair of envelopes
+	// (equivocation.go).
+	Evidence [][][]byte `cbor:"2,keyasint,omitempty"`
 }
 
 type forwardResponse struct {
@@ -206,6 +209,7 @@ func (n *Node) handleForward(remote string, c net.Conn) {
 		}
 		resp.Accepted++
 	}
+	resp.Errors = append(resp.Errors, n.admitForwardedEvidence(req.Evidence)...)
 	_ = writeFrame(c, resp)
 }
 

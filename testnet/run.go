@@ -117,7 +117,10 @@ type runner struct {
 	// declared lists what the scenario has submitted, so a bundle can wait
 	// until its node has agreed all of it.
 	declared []authority.ID
-	res      Result
+	// keys are the root sets the runner signs with, for the authorities
+	// that rotated (run_equiv.go); the others sign with their home's keys.
+	keys map[string]rootSets
+	res  Result
 }
 
 // Run parses nothing: it runs a parsed scenario (src is its text, for the
@@ -347,7 +350,7 @@ func (r *runner) step(ctx context.Context, s Step) {
 		case c.Until.Set:
 			rule.NotAfter = now.Add(c.Until.Relative).Unix()
 		}
-		sd, err := node.SignNext(ctx, n.Home(), n, now, func(d *authority.Declaration) {
+		sd, err := r.signNext(ctx, c.Target, n, now, func(d *authority.Declaration) {
 			d.Kind, d.Rule = authority.KindRule, &rule
 		})
 		if err == nil {
@@ -397,7 +400,7 @@ func (r *runner) step(ctx context.Context, s Step) {
 			r.fail(s, c.Auth, "nothing named %q to revoke", c.Name)
 			return
 		}
-		sd, err := node.SignNext(ctx, n.Home(), n, r.clock(), func(d *authority.Declaration) {
+		sd, err := r.signNext(ctx, c.Auth, n, r.clock(), func(d *authority.Declaration) {
 			d.Kind, d.Revocation = authority.KindRevocation, &authority.Revocation{Target: target}
 		})
 		if err != nil {
@@ -487,6 +490,15 @@ func (r *runner) step(ctx context.Context, s Step) {
 		}
 		r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.Node, Got: fmt.Sprintf("caught up at graph version %d", version), ElapsedMS: time.Since(start).Milliseconds()})
 		r.printf("  ✓ node %s restarted from its home and caught up to graph version %d in %d ms\n", c.Node, version, time.Since(start).Milliseconds())
+
+	case *RotateCmd:
+		r.rotate(ctx, s, c)
+
+	case *EquivocateCmd:
+		r.equivocate(ctx, s, c)
+
+	case *ExpectEvidenceCmd:
+		r.expectEvidence(ctx, s, c)
 
 	case *WaitCmd:
 		select {
@@ -718,9 +730,14 @@ func (r *runner) credential(s Step, c *CredentialCmd) {
 		Kind: authority.KindCredential, Authority: h.Authority, IssuedAt: now.Unix(), Credential: cred,
 	}
 	var sd *authority.Signed
-	if signer != nil {
+	roots, signedBy, err := r.credentialKeys(c)
+	switch {
+	case err != nil:
+	case signer != nil:
 		sd, err = authority.Sign(decl, signer)
-	} else {
+	case roots != nil:
+		sd, err = authority.SignMulti(decl, roots...)
+	default:
 		sd, err = h.Sign(decl)
 	}
 	if err != nil {
@@ -754,7 +771,7 @@ func (r *runner) credential(s Step, c *CredentialCmd) {
 			c.From, c.Name, c.Subject, valid, extra, sd.ID.Short(), c.From, len(r.chains[c.Name])+1)
 		return
 	}
-	r.printf("  ✓ %s issues credential %q to %q, valid %s%s  (%s)\n", c.Issuer, c.Name, c.Subject, valid, extra, sd.ID.Short())
+	r.printf("  ✓ %s issues credential %q to %q, valid %s%s%s  (%s)\n", c.Issuer, c.Name, c.Subject, valid, extra, signedBy, sd.ID.Short())
 }
 
 // request is how the runner presents credential name to target: with its
@@ -910,7 +927,7 @@ func (r *runner) burst(ctx context.Context, s Step, c *BurstCmd) {
 	sds := make([]*authority.Signed, c.N)
 	prev := head.HeadID
 	for i := range sds {
-		sd, err := h.Sign(authority.Declaration{
+		sd, err := r.sign(c.Auth, authority.Declaration{
 			Kind: authority.KindRule, Authority: h.Authority, Seq: head.Head + 1 + uint64(i), Prev: prev, IssuedAt: now,
 			Rule: &authority.Rule{Source: h.Authority, Subjects: "*", Resources: fmt.Sprintf("burst://%d/%d", s.Line, i), Actions: []string{"read"}},
 		})

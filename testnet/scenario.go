@@ -147,6 +147,12 @@ type CredentialCmd struct {
 	// credential is signed by From's holder key, not by the issuer.
 	// Invariant: "" or a credential defined earlier with holder-key=yes.
 	From string
+	// SignedBy (signed-by=) chooses the issuer's root set: "" or
+	// SignedByCurrent, or SignedByOld (the set its latest rotation
+	// retired); Signatures (signatures=N) signs with only its first N keys
+	// (0: its threshold). Invariant: both zero when From is set.
+	SignedBy   string
+	Signatures int
 }
 
 // RevokeCmd is `revoke AUTH NAME`; NAME is a credential or a rule named
@@ -254,8 +260,11 @@ type WaitCmd struct {
 //	# comment; values with spaces are double-quoted
 //	authority NAME [kind=KIND] [alg=ed25519|mldsa65|hybrid] [keys=N] [threshold=K] [jwks=FILE] [issuer=URL] [x509-roots=FILE]
 //	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
-//	credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
+//	credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED] [signed-by=current|old] [signatures=N]
 //	revoke AUTH NAME
+//	rotate AUTH [keys=N] [threshold=K]
+//	equivocate AUTH
+//	expect-evidence AUTH [on=all|NODE] [within=DUR]
 //	burst AUTH N
 //	expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 //	bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
@@ -477,6 +486,7 @@ var opTable = []*opSpec{
 			{name: "actions", meta: "A[,A...]", parse: actionsValue},
 			{name: "holder-key", meta: "yes", parse: yesNoValue},
 			{name: "from", meta: "CRED", parse: nameValue, ref: refCred},
+			credentialGovernanceKeys[0], credentialGovernanceKeys[1],
 		},
 		check: func(p *scenarioParser, cmd any) error {
 			c := cmd.(*CredentialCmd)
@@ -489,13 +499,14 @@ var opTable = []*opSpec{
 			return nil
 		},
 		build: func(a *stepArgs) (any, error) {
-			return &CredentialCmd{
+			c := &CredentialCmd{
 				Name: posVal[string](a, 0), Issuer: keyVal[string](a, "issuer"),
 				Subject: keyVal[string](a, "subject"), TTL: keyVal[time.Duration](a, "ttl"),
 				Attrs: keyVal[[]authority.Attr](a, "attr"), Resources: keyVal[string](a, "resources"),
 				Actions: keyVal[[]string](a, "actions"), HolderKey: keyVal[bool](a, "holder-key"),
 				From: keyVal[string](a, "from"),
-			}, nil
+			}
+			return c, credentialSigners(a, c)
 		},
 	},
 	{
@@ -650,6 +661,7 @@ var opTable = []*opSpec{
 			return &WaitCmd{D: posVal[time.Duration](a, 0)}, nil
 		},
 	},
+	rotateOp, equivocateOp, expectEvidenceOp,
 }
 
 // opIndex indexes opTable by keyword.

@@ -28,6 +28,9 @@ var scenarioCmdTypes = map[string]reflect.Type{
 	"partition":               reflect.TypeFor[*PartitionCmd](),
 	"heal":                    reflect.TypeFor[*HealCmd](),
 	"wait":                    reflect.TypeFor[*WaitCmd](),
+	"rotate":                  reflect.TypeFor[*RotateCmd](),
+	"equivocate":              reflect.TypeFor[*EquivocateCmd](),
+	"expect-evidence":         reflect.TypeFor[*ExpectEvidenceCmd](),
 }
 
 // FuzzParse checks that Parse never panics, that a successful parse obeys

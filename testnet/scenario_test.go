@@ -387,7 +387,7 @@ func TestParseErrorFormat(t *testing.T) {
 func TestUsage(t *testing.T) {
 	want := `authority NAME [kind=KIND] [alg=ed25519|mldsa65|hybrid] [keys=N] [threshold=K] [jwks=FILE] [issuer=URL] [x509-roots=FILE]
 federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
-credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
+credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED] [signed-by=current|old] [signatures=N]
 revoke AUTH NAME
 burst AUTH N
 expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
@@ -400,6 +400,9 @@ restart NODE
 partition NODE[,NODE...] [from NODE[,NODE...]]
 heal
 wait DUR
+rotate AUTH [keys=N] [threshold=K]
+equivocate AUTH
+expect-evidence AUTH [on=all|NODE] [within=DUR]
 `
 	if got := Usage(); got != want {
 		t.Errorf("Usage() =\n%s\nwant\n%s", got, want)
@@ -712,6 +715,11 @@ func TestEveryFormFixture(t *testing.T) {
 			&ExpectCmd{Allow: true, JWT: "ext/alice.jwt", At: "pki", Resource: "db/orders", Action: "read", On: "all"}},
 		{47, "expect deny x509=ext/chain.pem at=pki resource=db/orders action=write reason=no-rule", "expect",
 			&ExpectCmd{X509: "ext/chain.pem", At: "pki", Resource: "db/orders", Action: "write", Reason: "no-rule", On: "all"}},
+		{48, "rotate oidc-q keys=4 threshold=3", "rotate", &RotateCmd{Auth: "oidc-q", Keys: 4, Threshold: 3}},
+		{49, "credential erin issuer=oidc-q subject=role/erin signed-by=old signatures=2", "credential",
+			&CredentialCmd{Name: "erin", Issuer: "oidc-q", Subject: "role/erin", SignedBy: SignedByOld, Signatures: 2}},
+		{50, "equivocate aws", "equivocate", &EquivocateCmd{Auth: "aws"}},
+		{51, "expect-evidence aws on=pki within=5s", "expect-evidence", &ExpectEvidenceCmd{Auth: "aws", On: "pki", Within: 5 * time.Second}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))
