@@ -28,6 +28,9 @@ const (
 	KindDelegation Kind = 5
 	// KindRotation replaces the root key set and threshold (rotation.go).
 	KindRotation Kind = 6
+	// KindAnchors replaces the authority's external trust anchors
+	// (anchors.go).
+	KindAnchors Kind = 7
 )
 
 // String returns the kind's name.
@@ -45,6 +48,8 @@ func (k Kind) String() string {
 		return "delegation"
 	case KindRotation:
 		return "rotation"
+	case KindAnchors:
+		return "anchors"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -52,7 +57,7 @@ func (k Kind) String() string {
 // OnChain reports whether declarations of this kind occupy a position in their
 // authority's hash-linked chain (and so are stored in the agreed graph).
 func (k Kind) OnChain() bool {
-	return k == KindGenesis || k == KindRule || k == KindRevocation || k == KindDelegation || k == KindRotation
+	return k == KindGenesis || k == KindRule || k == KindRevocation || k == KindDelegation || k == KindRotation || k == KindAnchors
 }
 
 // Bounds on the content of one declaration.
@@ -87,6 +92,7 @@ type Declaration struct {
 	Revocation *Revocation    `cbor:"19,keyasint,omitempty"`
 	Delegation *KeyDelegation `cbor:"20,keyasint,omitempty"`
 	Rotation   *Rotation      `cbor:"21,keyasint,omitempty"`
+	Anchors    *Anchors       `cbor:"22,keyasint,omitempty"`
 }
 
 // Genesis founds an authority.
@@ -169,7 +175,7 @@ type Revocation struct {
 // validate checks the declaration's own fields (no signatures, no graph).
 func (d *Declaration) validate() error {
 	bodies := 0
-	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil} {
+	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil, d.Anchors != nil} {
 		if set {
 			bodies++
 		}
@@ -238,6 +244,14 @@ func (d *Declaration) validate() error {
 			return err
 		}
 		return d.Rotation.validate()
+	case KindAnchors:
+		if d.Anchors == nil {
+			return errors.New("anchors declaration without anchors body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return d.Anchors.validate()
 	}
 	return fmt.Errorf("unknown declaration kind %d", uint8(d.Kind))
 }
