@@ -717,7 +717,7 @@ func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
 			return
 		}
 		a, _ := v.Authority(id)
-		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}
+		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID, Rotations: rotationIDs(a)}
 	})
 	if err != nil {
 		return out, err
@@ -740,6 +740,9 @@ type AuthorityStatus struct {
 	Head    uint64       `json:"head"`
 	HeadID  authority.ID `json:"head_id"`
 	Pending bool         `json:"pending,omitempty"` // the head includes declarations not yet agreed
+	// Rotations are the IDs of the authority's agreed rotations, in chain
+	// order (rotate.go): fetch them to follow its root set from the genesis.
+	Rotations []authority.ID `json:"rotations,omitempty"`
 }
 
 // pendingDecl is a declaration on its way to the agreed graph.
