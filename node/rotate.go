@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -428,4 +430,39 @@ func FollowRotations(genesis *authority.Signed, rotations []*authority.Signed) (
 		set.Keys, set.Threshold = r.Decl.Rotation.RootKeys, int(r.Decl.Rotation.Threshold)
 	}
 	return set, nil
+}
+
+// handleReloadKeys is POST /v1/keys/reload: sign with the keys on disk now.
+// It answers with the key ID now signing (no key material).
+func (n *Node) handleReloadKeys(w http.ResponseWriter, _ *http.Request) {
+	if err := n.ReloadKeys(); err != nil {
+		writeJSON(w, http.StatusConflict, apiError{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		KeyID HexBytes `json:"key_id"`
+	}{n.home.SigningKey().Public().KeyID()})
+}
+
+// CommitRotationIn is CommitRotation for the home in dir, which need not
+// load: an interrupted commit leaves LoadHome refusing it until the commit
+// is finished. It takes the home's signing lock.
+func CommitRotationIn(dir string) (*authority.Signed, error) {
+	b, err := os.ReadFile(filepath.Join(dir, fileConfig))
+	if err != nil {
+		return nil, fmt.Errorf("node: %s is not a fednode home: %w", dir, err)
+	}
+	h := &Home{Dir: dir}
+	if err := json.Unmarshal(b, &h.Config); err != nil {
+		return nil, fmt.Errorf("node: %s: %w", filepath.Join(dir, fileConfig), err)
+	}
+	if h.Authority, err = authority.ParseID(h.Config.Authority); err != nil {
+		return nil, fmt.Errorf("node: %s: authority: %w", filepath.Join(dir, fileConfig), err)
+	}
+	unlock, err := h.LockSigning()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return h.CommitRotation()
 }
