@@ -274,3 +274,59 @@ func mustSignRotation(t *testing.T, h *Home, d authority.Declaration) *authority
 	}
 	return sd
 }
+
+// TestFollowRotations: a verifier outside the graph follows an authority's
+// root set through rotations each signed by the threshold before it.
+func TestFollowRotations(t *testing.T) {
+	k := func(n byte) *authority.PrivateKey {
+		key, err := authority.GenerateKey(authority.AlgEd25519, bytes.NewReader(bytes.Repeat([]byte{n}, 32)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	a1, a2, b1, c1 := k(1), k(2), k(3), k(4)
+	gen := mustSign(t, authority.Declaration{Kind: authority.KindGenesis, IssuedAt: t0.Unix(),
+		Genesis: &authority.Genesis{Name: "g", RootKeys: []authority.PublicKey{a1.Public(), a2.Public()}, Threshold: 1}}, a1)
+	rotate := func(seq uint64, prev authority.ID, to *authority.PrivateKey, by ...*authority.PrivateKey) *authority.Signed {
+		sd, err := authority.SignMulti(authority.Declaration{Kind: authority.KindRotation, Authority: gen.ID, Seq: seq, Prev: prev, IssuedAt: t0.Unix(),
+			Rotation: &authority.Rotation{RootKeys: []authority.PublicKey{to.Public()}, Threshold: 1}}, by...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sd
+	}
+	r1 := rotate(1, gen.ID, b1, a2)
+	r2 := rotate(2, r1.ID, c1, b1)
+	forged := rotate(2, r1.ID, c1, a1) // by a key r1 retired
+	tests := []struct {
+		name string
+		rots []*authority.Signed
+		want []byte // kid of the current key; nil: refused
+	}{
+		{"genesis only", nil, nil},
+		{"two rotations", []*authority.Signed{r1, r2}, c1.Public().KeyID()},
+		{"a rotation by a retired key", []*authority.Signed{r1, forged}, nil},
+		{"rotations out of order", []*authority.Signed{r2, r1}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := FollowRotations(gen, tt.rots)
+			switch {
+			case tt.rots == nil:
+				if err != nil || len(set.Keys) != 2 || set.Name != "g" {
+					t.Fatalf("genesis set: %+v, %v", set, err)
+				}
+			case tt.want == nil:
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				t.Log(err)
+			default:
+				if err != nil || len(set.Keys) != 1 || !bytes.Equal(set.Keys[0].KeyID(), tt.want) {
+					t.Fatalf("set %+v, %v", set, err)
+				}
+			}
+		})
+	}
+}

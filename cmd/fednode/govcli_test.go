@@ -138,6 +138,14 @@ func TestRotateDelegateTrust(t *testing.T) {
 		t.Fatalf("verify --x509 under the declared roots: exit %d: %s", code, errText)
 	}
 
+	// A SPIFFE bundle (PEM, its trust domain named) beside the X.509 roots.
+	mustSign(t, "trust", "--home", home, "--x509-roots", filepath.Join(externalFixtures, "x509-root-ca.pem"),
+		"--spiffe-bundle", filepath.Join(externalFixtures, "spiffe-root-ca.pem"), "--trust-domain", "corp.example")
+	svid := filepath.Join(externalFixtures, "spiffe-svid-valid.pem")
+	if _, errText, code := runFednode(t, "verify", "--home", home, "--x509", svid, "--at", "aws-prod", "--resource", "s3://x", "--action", "read", "--time", "2026-12-01T12:00:00Z"); code != 0 {
+		t.Fatalf("verify --x509 of an SVID under the declared bundle: exit %d: %s", code, errText)
+	}
+
 	// Offline rotation: staged, submitted, then committed.
 	head, err = n.Head(ctx, "aws-prod")
 	if err != nil {
@@ -192,6 +200,8 @@ func TestRotateDelegateTrust(t *testing.T) {
 		{"trust jwks not JSON", []string{"trust", "--home", home, "--oidc-issuer", "https://x.example", "--jwks", badJWKS}, "JWKS"},
 		{"trust roots not PEM", []string{"trust", "--home", home, "--x509-roots", notPEM}, "--x509-roots"},
 		{"trust nothing", []string{"trust", "--home", home}, "--oidc-issuer"},
+		{"trust a SPIFFE bundle naming no trust domain", []string{"trust", "--home", home, "--spiffe-bundle", filepath.Join(externalFixtures, "spiffe-root-ca.pem")}, "--trust-domain"},
+		{"trust a SPIFFE bundle in a bad trust domain", []string{"trust", "--home", home, "--spiffe-bundle", filepath.Join(externalFixtures, "spiffe-root-ca.pem"), "--trust-domain", "Corp.Example"}, "SPIFFE trust domain"},
 		{"issue with a missing op key", []string{"issue", "--home", home, "--subject", "s", "--out", filepath.Join(dir, "c"), "--op-key", filepath.Join(dir, "none.key")}, "--op-key"},
 	}
 	for _, tt := range tests {
