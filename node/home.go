@@ -54,8 +54,10 @@ type Home struct {
 	Config    HomeConfig
 	Authority authority.ID
 	Genesis   []byte
-	// Root is the first root key (root.key): the key of the node's own
-	// signatures (checkpoints, bundles, receipts). Invariant: Root == Roots[0].
+	// Root is the first root key (root.key) as loaded. A running node
+	// signs its own statements (checkpoints, bundles, receipts) with
+	// SigningKey, which follows rotations (rotate.go). Invariant: Root ==
+	// Roots[0].
 	Root *authority.PrivateKey
 	// Roots are every root key the home holds: root.key, then root-2.key,
 	// root-3.key, ... in that order.

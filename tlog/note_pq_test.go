@@ -115,3 +115,34 @@ func noteSig(t *testing.T, n []byte) []byte {
 	}
 	return b
 }
+
+// BenchmarkCheckpointAlg is signing and opening a checkpoint note with one
+// signature, per algorithm, and the note's size.
+func BenchmarkCheckpointAlg(b *testing.B) {
+	for _, alg := range authority.Algs {
+		k, err := authority.GenerateKey(alg, bytes.NewReader(bytes.Repeat([]byte{1}, 64)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := []tlog.Witness{{Name: "aws", Key: k.Public()}}
+		n, err := tlog.SignCheckpoint(golden, "aws", k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(alg.String()+"/sign", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tlog.SignCheckpoint(golden, "aws", k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(n)), "note-bytes")
+		})
+		b.Run(alg.String()+"/open", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := tlog.OpenCheckpoint(n, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

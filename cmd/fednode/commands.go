@@ -351,7 +351,7 @@ func issueCmd() *cobra.Command {
 }
 
 func revokeCmd() *cobra.Command {
-	var home, id, reason string
+	var home, id, reason, opKey string
 	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "revoke --home DIR --id DECLARATION_ID",
@@ -369,10 +369,14 @@ func revokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sd, err := node.SignNext(cmd.Context(), h, cl, time.Now(), func(d *authority.Declaration) {
+			opts, err := opKeyOptions("revoke", opKey)
+			if err != nil {
+				return err
+			}
+			sd, err := node.SignNextWith(cmd.Context(), h, cl, time.Now(), func(d *authority.Declaration) {
 				d.Kind = authority.KindRevocation
 				d.Revocation = &authority.Revocation{Target: target, Reason: reason}
-			})
+			}, opts)
 			if err != nil {
 				return fmt.Errorf("revoke: %w", err)
 			}
@@ -384,6 +388,7 @@ func revokeCmd() *cobra.Command {
 	c.Flags().StringVar(&id, "id", "", "id of the declaration to revoke")
 	c.Flags().StringVar(&reason, "reason", "", "why (recorded in the revocation)")
 	c.Flags().DurationVar(&wait, "wait", 20*time.Second, "wait this long for the revocation to be agreed (0: return once submitted; it denies at once anyway)")
+	c.Flags().StringVar(&opKey, "op-key", "", "sign with this operational key (delegated for revocations: fednode delegate) instead of the root threshold")
 	return c
 }
 
