@@ -19,13 +19,12 @@ import (
 // Rotating a home's root keys (`fednode rotate`), so that no crash loses a
 // key:
 //
-//  1. StageRotation generates the new keys into rotate-pending/ (0700, keys
-//     0600). Nothing is signed yet: a stage without rotation.cose may be
-//     discarded, its keys never became anything.
-//  2. The caller signs the Rotation with the home's CURRENT threshold and
-//     records the envelope with StageSigned (rotate-pending/rotation.cose)
-//     before or as it submits it. From here on the stage is kept until it is
-//     committed: the new keys may be the root already.
+//  1. NewRotation generates the new keys, in memory.
+//  2. The caller signs the Rotation with the home's CURRENT threshold and,
+//     under the signing lock and before submitting it, StageSigned writes
+//     the keys and the envelope to rotate-pending/ (0700, files 0600) in
+//     one rename. From here on the stage is kept until it is committed:
+//     the new keys may be the root already.
 //  3. CommitRotation, once the rotation is accepted (or when the operator
 //     says so, for an air-gapped root): the current root key files that the
 //     new set drops are copied to retired/<key ID>.key (0700 directory,
@@ -129,25 +128,14 @@ func (s *StagedRotation) Rotation() *authority.Rotation {
 	return r
 }
 
-// StageRotation generates n fresh root keys of alg with threshold k into
-// the home's stage. A stage that was never signed is replaced; a signed one
-// is refused (ErrRotationStaged): its keys may be the root already.
-func (h *Home) StageRotation(alg authority.Alg, n, k int) (*StagedRotation, error) {
+// NewRotation generates n fresh root keys of alg with threshold k, in
+// memory: nothing is on disk, and nothing signed, until StageSigned.
+func NewRotation(alg authority.Alg, n, k int) (*StagedRotation, error) {
 	if n < 1 || n > authority.MaxRootKeys {
 		return nil, fmt.Errorf("node: rotate: --keys %d: want 1 to %d root keys", n, authority.MaxRootKeys)
 	}
 	if k < 1 || k > n {
 		return nil, fmt.Errorf("node: rotate: --threshold %d: want 1 to %d (the number of new root keys)", k, n)
-	}
-	dir := filepath.Join(h.Dir, dirPending)
-	if _, err := os.Stat(filepath.Join(dir, fileRotation)); err == nil {
-		return nil, fmt.Errorf("%w in %s: commit it first (fednode rotate --home %s --commit)", ErrRotationStaged, dir, h.Dir)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("node: rotate: discard the unsigned stage: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("node: rotate: %w", err)
 	}
 	s := &StagedRotation{Threshold: k}
 	for i := 0; i < n; i++ {
@@ -155,33 +143,93 @@ func (h *Home) StageRotation(alg authority.Alg, n, k int) (*StagedRotation, erro
 		if err != nil {
 			return nil, fmt.Errorf("node: rotate: %w", err)
 		}
-		b, err := authority.MarshalPrivateKey(key)
-		if err != nil {
-			return nil, fmt.Errorf("node: rotate: %w", err)
-		}
-		if err := WriteFileAtomic(filepath.Join(dir, rootKeyFile(i)), b, 0o600); err != nil {
-			return nil, fmt.Errorf("node: rotate: stage %s: %w", rootKeyFile(i), err)
-		}
 		s.Keys = append(s.Keys, key)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, fmt.Errorf("node: rotate: %w", err)
 	}
 	return s, nil
 }
 
-// StageSigned records the signed rotation of s in the stage. It must run
-// before the rotation can be accepted anywhere, so that its keys are never
-// thrown away as an unsigned stage's.
+// StageSigned writes s's keys and its signed rotation sd to the home's
+// stage, rotate-pending/ (0700, files 0600), all at once (a directory
+// renamed into place). It must run, under the home's signing lock, before
+// sd is submitted anywhere, so that keys that may become the root are on
+// disk first. A stage of other keys is never replaced (ErrRotationStaged):
+// its rotation may be accepted already; a stage of the same keys (a retry
+// at a later position) is.
 func (h *Home) StageSigned(s *StagedRotation, sd *authority.Signed) error {
 	if err := s.matches(sd); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(h.Dir, dirPending, fileRotation), sd.Raw, 0o600); err != nil {
+	dir := filepath.Join(h.Dir, dirPending)
+	old, err := h.Staged()
+	if err != nil {
+		return err
+	}
+	same := old != nil && old.sameKeys(s)
+	if old != nil && !same {
+		if old.Signed != nil {
+			return fmt.Errorf("%w in %s: commit it first (fednode rotate --home %s --commit)", ErrRotationStaged, dir, h.Dir)
+		}
+		// An unsigned stage was never submitted: its keys are nothing.
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("node: rotate: %w", err)
+		}
+	}
+	// Leftovers of a stage that crashed before its rename were never
+	// submitted: their keys are nothing.
+	if left, _ := filepath.Glob(filepath.Join(h.Dir, "."+dirPending+".tmp*")); len(left) > 0 {
+		for _, l := range left {
+			_ = os.RemoveAll(l)
+		}
+	}
+	tmp, err := os.MkdirTemp(h.Dir, "."+dirPending+".tmp*")
+	if err != nil {
+		return fmt.Errorf("node: rotate: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return fmt.Errorf("node: rotate: %w", err)
+	}
+	for i, k := range s.Keys {
+		b, err := authority.MarshalPrivateKey(k)
+		if err != nil {
+			return fmt.Errorf("node: rotate: %w", err)
+		}
+		if err := WriteFileAtomic(filepath.Join(tmp, rootKeyFile(i)), b, 0o600); err != nil {
+			return fmt.Errorf("node: rotate: stage %s: %w", rootKeyFile(i), err)
+		}
+	}
+	if err := WriteFileAtomic(filepath.Join(tmp, fileRotation), sd.Raw, 0o600); err != nil {
 		return fmt.Errorf("node: rotate: stage the signed rotation: %w", err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("node: rotate: %w", err)
+	}
+	if same {
+		// The same keys: replace the envelope only, in place.
+		if err := WriteFileAtomic(filepath.Join(dir, fileRotation), sd.Raw, 0o600); err != nil {
+			return fmt.Errorf("node: rotate: stage the signed rotation: %w", err)
+		}
+	} else if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("node: rotate: %w", err)
+	}
+	if err := syncDir(h.Dir); err != nil {
+		return fmt.Errorf("node: rotate: %w", err)
 	}
 	s.Signed = sd
 	return nil
+}
+
+// sameKeys reports whether s and o stage the same keys, in order.
+func (s *StagedRotation) sameKeys(o *StagedRotation) bool {
+	if len(s.Keys) != len(o.Keys) {
+		return false
+	}
+	for i := range s.Keys {
+		if !bytes.Equal(s.Keys[i].Public().Key, o.Keys[i].Public().Key) {
+			return false
+		}
+	}
+	return true
 }
 
 // matches checks that sd is a rotation of exactly s's keys and threshold.

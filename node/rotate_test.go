@@ -20,9 +20,9 @@ import (
 // --offline` does.
 func stagedRotation(t *testing.T, h *Home, alg authority.Alg, n, k int) *StagedRotation {
 	t.Helper()
-	s, err := h.StageRotation(alg, n, k)
+	s, err := NewRotation(alg, n, k)
 	if err != nil {
-		t.Fatalf("StageRotation: %v", err)
+		t.Fatalf("NewRotation: %v", err)
 	}
 	sd, err := h.Sign(authority.Declaration{Kind: authority.KindRotation, Authority: h.Authority, Seq: 1, Prev: h.Authority,
 		IssuedAt: t0.Unix(), Rotation: s.Rotation()})
@@ -168,37 +168,46 @@ func TestCommitRotation(t *testing.T) {
 	}
 }
 
-// TestStageRotation: a signed stage is never replaced; an unsigned one is.
-func TestStageRotation(t *testing.T) {
+// TestStageSigned: a signed stage of other keys is never replaced; one of
+// the same keys (a retry at a later position) is.
+func TestStageSigned(t *testing.T) {
 	h := initHome(t, "gov")
-	if _, err := h.StageRotation(authority.AlgEd25519, 2, 3); err == nil {
-		t.Fatal("threshold 3 of 2 keys staged")
+	if _, err := NewRotation(authority.AlgEd25519, 2, 3); err == nil {
+		t.Fatal("threshold 3 of 2 keys")
 	}
-	first, err := h.StageRotation(authority.AlgEd25519, 1, 1)
+	s := stagedRotation(t, h, authority.AlgEd25519, 1, 1)
+	// The same keys at another position: the envelope is replaced.
+	again, err := h.Sign(authority.Declaration{Kind: authority.KindRotation, Authority: h.Authority, Seq: 1, Prev: h.Authority,
+		IssuedAt: t0.Unix() + 1, Rotation: s.Rotation()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := h.StageRotation(authority.AlgEd25519, 1, 1)
+	if err := h.StageSigned(s, again); err != nil {
+		t.Fatalf("restaging the same keys: %v", err)
+	}
+	if st, err := h.Staged(); err != nil || st.Signed.ID != again.ID {
+		t.Fatalf("Staged = %v, %v; want the new envelope", st, err)
+	}
+	// Other keys: refused, and the stage is untouched.
+	other, err := NewRotation(authority.AlgEd25519, 1, 1)
 	if err != nil {
-		t.Fatalf("an unsigned stage was not replaced: %v", err)
+		t.Fatal(err)
 	}
-	if bytes.Equal(first.Keys[0].Public().Key, second.Keys[0].Public().Key) {
-		t.Fatal("the same key twice")
+	sd, err := h.Sign(authority.Declaration{Kind: authority.KindRotation, Authority: h.Authority, Seq: 1, Prev: h.Authority,
+		IssuedAt: t0.Unix(), Rotation: other.Rotation()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	stagedRotation(t, initHomeAt(t, h), authority.AlgEd25519, 1, 1)
-	if _, err := h.StageRotation(authority.AlgEd25519, 1, 1); !errors.Is(err, ErrRotationStaged) {
+	if err := h.StageSigned(other, sd); !errors.Is(err, ErrRotationStaged) {
 		t.Fatalf("a signed stage was replaced: %v", err)
 	}
-}
-
-// initHomeAt reloads h (so that a stage can be made from a fresh load).
-func initHomeAt(t *testing.T, h *Home) *Home {
-	t.Helper()
-	again, err := LoadHome(h.Dir)
-	if err != nil {
-		t.Fatal(err)
+	if st, err := h.Staged(); err != nil || !st.sameKeys(s) || st.Signed.ID != again.ID {
+		t.Fatalf("the stage changed: %v", err)
 	}
-	return again
+	// A rotation of other keys than the ones given is refused outright.
+	if err := h.StageSigned(s, sd); err == nil {
+		t.Fatal("staged a rotation that does not declare the staged keys")
+	}
 }
 
 // TestNodeSignsWithRotatedKeys: once a rotation is agreed, the node signs
@@ -208,17 +217,14 @@ func initHomeAt(t *testing.T, h *Home) *Home {
 func TestNodeSignsWithRotatedKeys(t *testing.T) {
 	n, h := startSingle(t, "rot")
 	oldKey := h.Root.Public()
-	s, err := h.StageRotation(authority.AlgMLDSA65, 1, 1)
+	s, err := NewRotation(authority.AlgMLDSA65, 1, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sd, err := SignNext(ctx, h, n, t0, func(d *authority.Declaration) {
+	sd, err := SignNextWith(ctx, h, n, t0, func(d *authority.Declaration) {
 		d.Kind, d.Rotation = authority.KindRotation, s.Rotation()
-		if err := h.StageSigned(s, mustSignRotation(t, h, *d)); err != nil {
-			t.Fatal(err)
-		}
-	})
+	}, SignOptions{Before: func(sd *authority.Signed) error { return h.StageSigned(s, sd) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,17 +268,6 @@ func TestNodeSignsWithRotatedKeys(t *testing.T) {
 	if _, err := OpenReceipt(raw, []authority.PublicKey{oldKey}); err == nil {
 		t.Fatal("receipt opened with the retired key")
 	}
-}
-
-// mustSignRotation signs d with h's current threshold: what SignNext does,
-// so that the stage holds exactly the envelope submitted.
-func mustSignRotation(t *testing.T, h *Home, d authority.Declaration) *authority.Signed {
-	t.Helper()
-	sd, err := h.Sign(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sd
 }
 
 // TestFollowRotations: a verifier outside the graph follows an authority's

@@ -132,6 +132,15 @@ func rotateCmd() *cobra.Command {
 			if _, err := h.Signers(); err != nil {
 				return usage("rotate: %v: the current threshold must sign the rotation", err)
 			}
+			if st, err := h.Staged(); err != nil {
+				return fmt.Errorf("rotate: %w", err)
+			} else if st != nil && st.Signed != nil {
+				return rotateStageErr(fmt.Errorf("%w in %s: commit it first (fednode rotate --home %s --commit)", node.ErrRotationStaged, filepath.Join(home, "rotate-pending"), home))
+			}
+			s, err := node.NewRotation(a, keys, threshold)
+			if err != nil {
+				return usage("%v", err)
+			}
 			now := time.Now()
 			if off.offline {
 				d, err := off.decl(cmd, "rotate", h, now)
@@ -143,17 +152,13 @@ func rotateCmd() *cobra.Command {
 					return err
 				}
 				defer unlock()
-				s, err := h.StageRotation(a, keys, threshold)
-				if err != nil {
-					return rotateStageErr(err)
-				}
 				d.Kind, d.Rotation = authority.KindRotation, s.Rotation()
 				sd, err := h.Sign(d)
 				if err != nil {
 					return signingErr("rotate", err)
 				}
 				if err := h.StageSigned(s, sd); err != nil {
-					return err
+					return rotateStageErr(err)
 				}
 				if err := off.write(cmd, "rotate", sd); err != nil {
 					return err
@@ -172,20 +177,13 @@ func rotateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var s *node.StagedRotation
-			unlockStage, err := h.LockSigning()
-			if err != nil {
-				return err
-			}
-			s, err = h.StageRotation(a, keys, threshold)
-			unlockStage()
-			if err != nil {
-				return rotateStageErr(err)
-			}
 			sd, err := node.SignNextWith(cmd.Context(), h, cl, now, func(d *authority.Declaration) {
 				d.Kind, d.Rotation = authority.KindRotation, s.Rotation()
 			}, node.SignOptions{Before: func(sd *authority.Signed) error { return h.StageSigned(s, sd) }})
 			if err != nil {
+				if errors.Is(err, node.ErrRotationStaged) {
+					return rotateStageErr(err)
+				}
 				if s.Signed == nil {
 					return signingErr("rotate", err)
 				}
