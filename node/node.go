@@ -389,6 +389,9 @@ func (n *Node) admit(sd *authority.Signed) error {
 	if err := n.checkSignature(sd); err != nil {
 		return err
 	}
+	if err := n.checkRevocable(sd); err != nil {
+		return err
+	}
 	// The position checks and the pool add are one step, so two concurrent
 	// submissions at one position cannot both be taken.
 	n.admitMu.Lock()

@@ -514,3 +514,20 @@ func CommitRotationIn(dir string) (*authority.Signed, error) {
 	defer unlock()
 	return h.CommitRotation()
 }
+
+// checkRevocable refuses, at admission, a revocation the graph would refuse
+// at apply: one of an Anchors declaration (authority.ErrNotRevocable), so
+// that it is answered 400 rather than taken and dropped.
+func (n *Node) checkRevocable(sd *authority.Signed) error {
+	if sd.Decl.Kind != authority.KindRevocation {
+		return nil
+	}
+	raw, err := n.store.Declaration(sd.Decl.Revocation.Target)
+	if err != nil {
+		return nil // not agreed (or not ours to know): the graph judges it
+	}
+	if t, err := authority.Parse(raw); err == nil && t.Decl.Kind == authority.KindAnchors {
+		return fmt.Errorf("%w: revocation %s: %w: %s is an anchors declaration; declare new anchors (fednode trust) to replace it", ErrInvalid, sd.ID.Short(), authority.ErrNotRevocable, t.ID.Short())
+	}
+	return nil
+}

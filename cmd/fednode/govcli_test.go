@@ -129,7 +129,11 @@ func TestRotateDelegateTrust(t *testing.T) {
 	if out := verifyJWT(); !strings.Contains(out, "audience-mismatch") {
 		t.Fatalf("after trust --oidc-issuer: %s", out)
 	}
-	mustSign(t, "trust", "--home", home, "--x509-roots", filepath.Join(externalFixtures, "x509-root-ca.pem"))
+	out = mustSign(t, "trust", "--home", home, "--x509-roots", filepath.Join(externalFixtures, "x509-root-ca.pem"))
+	// An anchors declaration cannot be revoked: the node says so at once.
+	if _, errText, code := runFednode(t, "revoke", "--home", home, "--id", strings.Fields(out)[1]); code == 0 || !strings.Contains(errText, "not revocable") {
+		t.Fatalf("revoke of an anchors declaration: exit %d, %s", code, errText)
+	}
 	if out := verifyJWT(); !strings.Contains(out, "unknown-authority") {
 		t.Fatalf("after trust --x509-roots replaced the OIDC anchor: %s", out)
 	}
