@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -224,3 +225,48 @@ func TestRotateDelegateTrust(t *testing.T) {
 		t.Fatal("a refused command changed the operational key file")
 	}
 }
+
+// TestRotateOfflineInstall: an air-gapped root rotates with no node at all:
+// --offline --install signs at the named position and installs the new keys
+// at once, keeping the old ones in retired/.
+func TestRotateOfflineInstall(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "root")
+	mustSign(t, "init", "--home", home, "--name", "air-gapped")
+	h0, err := node.LoadHome(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "rot.cose")
+	mustSign(t, "rotate", "--home", home, "--offline", "--head-seq", "0", "--head-id", h0.Authority.String(), "--out", out,
+		"--install", "--alg", "hybrid", "--keys", "3", "--threshold", "2")
+	sd := envelopeOf(t, out)
+	if sd.Decl.Kind != authority.KindRotation || sd.Decl.Seq != 1 || sd.Decl.Prev != h0.Authority || len(sd.Decl.Rotation.RootKeys) != 3 {
+		t.Fatalf("offline rotation: %v at seq %d", sd.Decl.Kind, sd.Decl.Seq)
+	}
+	if err := sd.VerifyThreshold([]authority.PublicKey{h0.Root.Public()}, 1); err != nil {
+		t.Fatalf("not signed by the old root: %v", err)
+	}
+	h1, err := node.LoadHome(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h1.Roots) != 3 || h1.Threshold != 2 || h1.Root.Alg() != authority.AlgHybrid {
+		t.Fatalf("installed: %d keys of %v, threshold %d", len(h1.Roots), h1.Root.Alg(), h1.Threshold)
+	}
+	old, err := os.ReadFile(filepath.Join(home, "retired", hexKID(h0.Root.Public())+".key"))
+	if err != nil {
+		t.Fatalf("the old root key is not in retired/: %v", err)
+	}
+	if k, err := authority.ParsePrivateKey(old); err != nil || !bytes.Equal(k.Public().Key, h0.Root.Public().Key) {
+		t.Fatalf("retired key: %v", err)
+	}
+	// The new 2-of-3 root signs the next declaration.
+	next := filepath.Join(dir, "rule.cose")
+	mustSign(t, "sign", "--offline", "--home", home, "--head-seq", "1", "--head-id", sd.ID.String(), "--kind", "rule", "--accept", h0.Authority.String(), "--subjects", "a*", "--resources", "r/*", "--actions", "read", "--out", next)
+	if got := envelopeOf(t, next); len(got.Signatures) != 2 || got.VerifyThreshold(sd.Decl.Rotation.RootKeys, 2) != nil {
+		t.Fatalf("the next declaration is not signed by 2 of the new keys: %d signatures", len(got.Signatures))
+	}
+}
+
+func hexKID(k authority.PublicKey) string { return hex.EncodeToString(k.KeyID()) }
