@@ -28,6 +28,9 @@ const (
 	KindDelegation Kind = 5
 	// KindRotation replaces the root key set and threshold (rotation.go).
 	KindRotation Kind = 6
+	// KindAnchors replaces the authority's external trust anchors
+	// (anchors.go).
+	KindAnchors Kind = 7
 	// KindCharter founds the consortium: members, voters, admission
 	// threshold (consortium.go).
 	KindCharter Kind = 8
@@ -53,6 +56,8 @@ func (k Kind) String() string {
 		return "delegation"
 	case KindRotation:
 		return "rotation"
+	case KindAnchors:
+		return "anchors"
 	case KindCharter:
 		return "charter"
 	case KindMembership:
@@ -67,7 +72,7 @@ func (k Kind) String() string {
 // authority's hash-linked chain (and so are stored in the agreed graph).
 func (k Kind) OnChain() bool {
 	switch k {
-	case KindGenesis, KindRule, KindRevocation, KindDelegation, KindRotation, KindCharter, KindMembership, KindNodes:
+	case KindGenesis, KindRule, KindRevocation, KindDelegation, KindRotation, KindAnchors, KindCharter, KindMembership, KindNodes:
 		return true
 	}
 	return false
@@ -105,6 +110,7 @@ type Declaration struct {
 	Revocation *Revocation    `cbor:"19,keyasint,omitempty"`
 	Delegation *KeyDelegation `cbor:"20,keyasint,omitempty"`
 	Rotation   *Rotation      `cbor:"21,keyasint,omitempty"`
+	Anchors    *Anchors       `cbor:"22,keyasint,omitempty"`
 	Charter    *Charter       `cbor:"23,keyasint,omitempty"`
 	Membership *Membership    `cbor:"24,keyasint,omitempty"`
 	Nodes      *Nodes         `cbor:"25,keyasint,omitempty"`
@@ -193,7 +199,7 @@ type Revocation struct {
 // validate checks the declaration's own fields (no signatures, no graph).
 func (d *Declaration) validate() error {
 	bodies := 0
-	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil, d.Charter != nil, d.Membership != nil, d.Nodes != nil} {
+	for _, set := range []bool{d.Genesis != nil, d.Rule != nil, d.Credential != nil, d.Revocation != nil, d.Delegation != nil, d.Rotation != nil, d.Anchors != nil, d.Charter != nil, d.Membership != nil, d.Nodes != nil} {
 		if set {
 			bodies++
 		}
@@ -262,6 +268,14 @@ func (d *Declaration) validate() error {
 			return err
 		}
 		return d.Rotation.validate()
+	case KindAnchors:
+		if d.Anchors == nil {
+			return errors.New("anchors declaration without anchors body")
+		}
+		if err := d.chained(); err != nil {
+			return err
+		}
+		return d.Anchors.validate()
 	case KindCharter:
 		if d.Charter == nil {
 			return errors.New("charter declaration without charter body")

@@ -32,9 +32,9 @@ import (
 // the request exactly as for a native credential of that home: the same
 // rules, paths, Hops and Require.
 //
-// The anchors are in the genesis, so they are as fixed as the authority's
-// ID: to change them, found a new authority. Verify fetches nothing: the
-// JWKS is the declared bytes, never a discovery document or a jwks_uri.
+// The genesis declares the first anchors; a later Anchors declaration
+// (anchors.go) replaces them all. Verify fetches nothing: the JWKS is the
+// declared bytes, never a discovery document or a jwks_uri.
 //
 // WARNING: an external credential carries no proof of possession (a JWT is
 // a bearer token; an X.509 chain proves nothing unless the transport
@@ -96,20 +96,25 @@ type SPIFFEAnchor struct {
 // returned slices belong to the view: the caller must not modify them.
 type AnchorView interface {
 	View
-	// AuthoritiesWithIssuer returns the authorities whose genesis declares
-	// the OIDC issuer iss, in acceptance order.
+	// AuthoritiesWithIssuer returns the authorities whose anchors in
+	// effect (genesis or latest Anchors declaration) declare the OIDC
+	// issuer iss, in the order they were indexed.
 	AuthoritiesWithIssuer(iss string) []ID
-	// AuthoritiesWithRoot returns the authorities whose genesis declares an
-	// X.509 root (X509Roots or SPIFFE Roots) with the raw subject name
-	// rawSubject, in acceptance order.
+	// AuthoritiesWithRoot returns the authorities whose anchors in effect
+	// declare an X.509 root (X509Roots or SPIFFE Roots) with the raw
+	// subject name rawSubject, in the order they were indexed.
 	AuthoritiesWithRoot(rawSubject []byte) []ID
 }
 
 // jwtAlgs are the JWS algorithms accepted, in tokens and in a JWKS.
 var jwtAlgs = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256, jose.RS256}
 
-func (g *Genesis) validateAnchors() error {
-	if o := g.OIDC; o != nil {
+func (g *Genesis) validateAnchors() error { return validAnchors(g.OIDC, g.X509Roots, g.SPIFFE) }
+
+// validAnchors checks a set of external trust anchors, as a genesis or an
+// Anchors declaration holds them.
+func validAnchors(oidc *OIDCAnchor, x509Roots [][]byte, spiffe *SPIFFEAnchor) error {
+	if o := oidc; o != nil {
 		if o.Issuer == "" || len(o.Issuer) > MaxPatternLen || !utf8.ValidString(o.Issuer) {
 			return fmt.Errorf("%w: OIDC issuer must be 1 to %d bytes of UTF-8", ErrBadAnchor, MaxPatternLen)
 		}
@@ -117,12 +122,12 @@ func (g *Genesis) validateAnchors() error {
 			return fmt.Errorf("%w: OIDC issuer %q: %w", ErrBadAnchor, abbrev(o.Issuer), err)
 		}
 	}
-	if g.X509Roots != nil {
-		if _, err := parseRoots(g.X509Roots); err != nil {
+	if x509Roots != nil {
+		if _, err := parseRoots(x509Roots); err != nil {
 			return fmt.Errorf("%w: X.509 roots: %w", ErrBadAnchor, err)
 		}
 	}
-	if s := g.SPIFFE; s != nil {
+	if s := spiffe; s != nil {
 		td, err := spiffeid.TrustDomainFromString(s.TrustDomain)
 		if err != nil || td.Name() != s.TrustDomain {
 			return fmt.Errorf("%w: SPIFFE trust domain %q is not a canonical trust domain name", ErrBadAnchor, abbrev(s.TrustDomain))
@@ -219,27 +224,14 @@ type anchorIndex struct {
 	bySubject map[string][]ID
 }
 
-// add indexes a's anchors, validated with its genesis.
+// add indexes a's anchors in effect, validated when they were declared.
 func (x *anchorIndex) add(a *AuthorityInfo) {
-	if a.OIDC != nil {
+	issuers, subjects := anchorKeys(a)
+	for _, iss := range issuers {
 		if x.byIssuer == nil {
 			x.byIssuer = map[string][]ID{}
 		}
-		x.byIssuer[a.OIDC.Issuer] = append(x.byIssuer[a.OIDC.Issuer], a.ID)
-	}
-	ders := a.X509Roots
-	if a.SPIFFE != nil {
-		ders = append(slices.Clip(ders), a.SPIFFE.Roots...)
-	}
-	var subjects []string
-	for _, der := range ders {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			continue // cannot happen: validated with the genesis
-		}
-		if s := string(c.RawSubject); !slices.Contains(subjects, s) {
-			subjects = append(subjects, s)
-		}
+		x.byIssuer[iss] = append(x.byIssuer[iss], a.ID)
 	}
 	for _, s := range subjects {
 		if x.bySubject == nil {
@@ -247,6 +239,28 @@ func (x *anchorIndex) add(a *AuthorityInfo) {
 		}
 		x.bySubject[s] = append(x.bySubject[s], a.ID)
 	}
+}
+
+// anchorKeys are the index keys of a's anchors in effect: its OIDC issuer,
+// and the distinct raw subjects of its X.509 and SPIFFE roots.
+func anchorKeys(a *AuthorityInfo) (issuers, subjects []string) {
+	if a.OIDC != nil {
+		issuers = []string{a.OIDC.Issuer}
+	}
+	ders := a.X509Roots
+	if a.SPIFFE != nil {
+		ders = append(slices.Clip(ders), a.SPIFFE.Roots...)
+	}
+	for _, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			continue // cannot happen: validated when declared
+		}
+		if s := string(c.RawSubject); !slices.Contains(subjects, s) {
+			subjects = append(subjects, s)
+		}
+	}
+	return issuers, subjects
 }
 
 // AuthoritiesWithIssuer implements AnchorView.

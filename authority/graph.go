@@ -47,8 +47,9 @@ type AuthorityInfo struct {
 	// that the authority signed two declarations, and after which no
 	// rotation came; 0 when there is none (equivocation.go).
 	EquivocatedAt uint64
-	// OIDC, X509Roots and SPIFFE are the genesis's external trust anchors
-	// (external.go), validated when the genesis was.
+	// OIDC, X509Roots and SPIFFE are the external trust anchors in
+	// effect (external.go): the genesis's, or the latest Anchors
+	// declaration's (anchors.go), validated when it was.
 	OIDC      *OIDCAnchor
 	X509Roots [][]byte
 	SPIFFE    *SPIFFEAnchor
@@ -327,6 +328,8 @@ func (g *Graph) checkKeyRoles(a *AuthorityInfo, s *Signed) error {
 		if kid := d.Delegation.Key.KeyID(); a.everRoot(kid) {
 			return fmt.Errorf("authority: delegation %s: %w: key %x is or was a root key of %s; delegate a key of its own", s.ID.Short(), ErrKeyReuse, kid, a.Name)
 		}
+	case KindRevocation:
+		return g.checkRevocable(a, s)
 	case KindRotation:
 		for _, k := range d.Rotation.RootKeys {
 			if kid := k.KeyID(); g.everDelegated(a.ID, kid) {
@@ -397,6 +400,8 @@ func (g *Graph) ApplyVerified(s *Signed) {
 		g.delegations[s.ID] = o
 	case KindRotation:
 		g.rotate(g.authorities[d.Authority], s)
+	case KindAnchors:
+		g.replaceAnchors(g.authorities[d.Authority], d.Anchors)
 	case KindCharter, KindMembership, KindNodes:
 		g.applyConsortium(s)
 	}

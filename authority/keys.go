@@ -154,6 +154,14 @@ func signatureSize(alg Alg) int {
 // validate checks that k is a well-formed key of a supported algorithm. Any
 // byte string of the right length is a valid ML-DSA public key (FIPS 204
 // pkDecode cannot fail), so length is the whole check, as for Ed25519.
+// Validate checks that k is a key of a supported algorithm, of its size.
+func (k PublicKey) Validate() error {
+	if err := k.validate(); err != nil {
+		return fmt.Errorf("authority: %w", err)
+	}
+	return nil
+}
+
 func (k PublicKey) validate() error {
 	want := publicKeySize(k.Alg)
 	if want == 0 {

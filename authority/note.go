@@ -39,3 +39,10 @@ func checkNoteText(text []byte) error {
 	}
 	return nil
 }
+
+// VerifyNoteText reports whether sig is k's signature of note text, as
+// SignNoteText makes it. Text that SignNoteText would refuse never
+// verifies, so a declaration signature can never pass for a note's.
+func (k PublicKey) VerifyNoteText(text, sig []byte) bool {
+	return checkNoteText(text) == nil && k.verify(text, sig)
+}

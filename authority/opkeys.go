@@ -35,9 +35,9 @@ import (
 // is far from its own time.
 type KeyDelegation struct {
 	Key PublicKey `cbor:"1,keyasint"`
-	// Kinds is the scope. Invariant: 1 to 3 of KindRule, KindCredential,
-	// KindRevocation, strictly ascending: genesis, delegation and rotation
-	// always need the root threshold.
+	// Kinds is the scope. Invariant: 1 to 4 of KindRule, KindCredential,
+	// KindRevocation, KindAnchors, strictly ascending: genesis, delegation
+	// and rotation always need the root threshold.
 	Kinds     []Kind `cbor:"2,keyasint"`
 	NotBefore int64  `cbor:"3,keyasint,omitzero"`
 	// NotAfter is required: an operational key is online, so it expires.
@@ -45,7 +45,12 @@ type KeyDelegation struct {
 }
 
 // Delegable reports whether an operational key may be given kind k.
-func (k Kind) Delegable() bool { return k == KindRule || k == KindCredential || k == KindRevocation }
+//
+// KindAnchors is delegable only by name: a delegation that does not list it
+// cannot change the authority's external trust anchors.
+func (k Kind) Delegable() bool {
+	return k == KindRule || k == KindCredential || k == KindRevocation || k == KindAnchors
+}
 
 func (d *KeyDelegation) validate() error {
 	if err := d.Key.validate(); err != nil {

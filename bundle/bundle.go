@@ -272,6 +272,11 @@ type Signer struct {
 	Name string
 	ID   authority.ID
 	Key  *authority.PrivateKey
+	// Roots is the signer's current root set, as the exporter's graph
+	// knows it; nil means its genesis's. After a rotation the key is in
+	// the rotation's set, not the genesis's: Build checks it against Roots
+	// when set (Open checks it against the rebuilt graph in any case).
+	Roots []authority.PublicKey
 }
 
 // witness is s as a checkpoint signer.
@@ -330,7 +335,9 @@ func Build(c Contents, signers ...Signer) ([]byte, error) {
 	return encodeOuter(&o)
 }
 
-// checkSignerGenesis checks s against its genesis if it is among decls.
+// checkSignerGenesis checks s against its genesis if it is among decls: its
+// name, and its key against its current root set (Roots, else the
+// genesis's).
 func checkSignerGenesis(decls [][]byte, s Signer) error {
 	for _, raw := range decls {
 		if authority.IDOf(raw) != s.ID {
@@ -344,7 +351,11 @@ func checkSignerGenesis(decls [][]byte, s Signer) error {
 			return fmt.Errorf("signer %s: authority %s is named %q in its genesis", s.Name, s.ID.Short(), g.Decl.Genesis.Name)
 		}
 		kid := s.Key.Public().KeyID()
-		if !slices.ContainsFunc(g.Decl.Genesis.RootKeys, func(k authority.PublicKey) bool { return bytes.Equal(k.KeyID(), kid) }) {
+		roots := g.Decl.Genesis.RootKeys
+		if s.Roots != nil {
+			roots = s.Roots
+		}
+		if !slices.ContainsFunc(roots, func(k authority.PublicKey) bool { return bytes.Equal(k.KeyID(), kid) }) {
 			return fmt.Errorf("signer %s: key %x is not a root key of authority %s", s.Name, kid, s.ID.Short())
 		}
 		return nil

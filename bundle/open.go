@@ -89,7 +89,9 @@ func (b *Bundle) Exporter() *authority.AuthorityInfo { return b.Signers[0] }
 //     any signature check);
 //  4. each signer's genesis is among the declarations (the authority ID is
 //     the genesis's hash, so its keys are pinned by the ID), and each
-//     signature verifies with its keys;
+//     signature verifies with its keys or, for a signer that rotated, with
+//     the keys of its rotations among the declarations (only then are they
+//     parsed);
 //  5. the checkpoint note opens with the signers' keys, is signed by the
 //     exporter, and is the checkpoint of the bundle's origin at size
 //     GraphVersion;
@@ -97,8 +99,10 @@ func (b *Bundle) Exporter() *authority.AuthorityInfo { return b.Signers[0] }
 //     root at its index;
 //  7. the graph is rebuilt with Graph.Apply, so every declaration's
 //     signature and chain link is checked;
-//  8. signers that revoked themselves are not counted, and the count is
-//     checked again.
+//  8. every signature, and the exporter's checkpoint signature, is by a key
+//     of the signer's CURRENT root set in the rebuilt graph (a rotation
+//     retires the keys it drops); signers that revoked themselves are not
+//     counted, and the count is checked again.
 //
 // Every signature must verify, trusted or not: a bad one refuses the
 // bundle. Every refusal wraps ErrInvalid with what was wrong and where, e.g.
@@ -182,13 +186,32 @@ func open(b []byte, p Policy, base *Bundle) (*Bundle, error) {
 	}
 
 	// 4. The signers' keys, pinned by their IDs, and their signatures.
+	// A signer that rotated signs with a key of a later root set: only
+	// then are the declarations parsed for its rotations (their keys are
+	// candidates here; step 8 holds them to the current set).
 	keys, err := signerKeys(c, sts, base)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	scanned := false
+	rescan := func() error {
+		if scanned {
+			return errNoRescan
+		}
+		scanned = true
+		return addRotationKeys(c, sts, keys)
+	}
 	for i, s := range sealed {
-		if err := s.VerifyWith(keys[i].keys); err != nil {
-			return nil, fmt.Errorf("%w: signature %d by %s (%s) does not verify with its genesis keys: %w", ErrInvalid, i+1, keys[i].name, sts[i].Signer.Short(), err)
+		err := s.VerifyWith(keys[i].keys)
+		if err != nil {
+			if e := rescan(); e == nil {
+				err = s.VerifyWith(keys[i].keys)
+			} else if e != errNoRescan {
+				return nil, fmt.Errorf("%w: %w", ErrInvalid, e)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: signature %d by %s (%s) does not verify with its genesis keys (nor any rotation's): %w", ErrInvalid, i+1, keys[i].name, sts[i].Signer.Short(), err)
 		}
 	}
 
@@ -197,13 +220,14 @@ func open(b []byte, p Policy, base *Bundle) (*Bundle, error) {
 	var head tlog.Checkpoint
 	var cpSigners []authority.ID
 	for i, k := range keys {
-		var ws []tlog.Witness
-		for _, pk := range k.keys {
-			if pk.Alg == authority.AlgEd25519 { // the only note signature type
-				ws = append(ws, tlog.Witness{Name: k.name, Key: pk})
+		cp, err := openBy(c.Checkpoint, k)
+		if errors.Is(err, tlog.ErrUnverified) && i == 0 {
+			if e := rescan(); e == nil {
+				cp, err = openBy(c.Checkpoint, k)
+			} else if e != errNoRescan {
+				return nil, fmt.Errorf("%w: %w", ErrInvalid, e)
 			}
 		}
-		cp, _, err := tlog.OpenCheckpoint(c.Checkpoint, ws)
 		if errors.Is(err, tlog.ErrUnverified) && i > 0 {
 			continue // a cosigner of the bundle need not have signed the note
 		}
@@ -265,15 +289,36 @@ func open(b []byte, p Policy, base *Bundle) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: rebuilt graph has version %d, the bundle says %d", ErrInvalid, g.Version(), c.GraphVersion)
 	}
 
-	// 8. The signers as the graph knows them; a revoked one does not count.
-	bd := &Bundle{Contents: *c, Graph: g, Head: head, CheckpointSigners: cpSigners, all: all}
-	bd.Proofs = nil
+	// 8. The signers as the graph knows them: each signed with a key of
+	// its current root set (a rotation retires the keys it drops), and a
+	// revoked one does not count.
 	var revoked []string
-	for _, st := range sts {
+	var current []authority.ID
+	var signers []*authority.AuthorityInfo
+	for i, st := range sts {
 		a, ok := g.Authority(st.Signer)
 		if !ok { // signerKeys found its genesis, which Apply accepted
 			return nil, fmt.Errorf("%w: signer %s is not an authority in the rebuilt graph", ErrInvalid, st.Signer.Short())
 		}
+		if err := sealed[i].VerifyWith(a.RootKeys); err != nil {
+			return nil, fmt.Errorf("%w: signature %d by %s (%s) is not by a key of its current root set (a rotation retired it?): %w", ErrInvalid, i+1, a.Name, a.ID.Short(), err)
+		}
+		if !slices.Contains(cpSigners, a.ID) {
+			signers = append(signers, a)
+			continue
+		}
+		if _, err := openBy(c.Checkpoint, signerKey{name: a.Name, keys: a.RootKeys}); err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("%w: checkpoint is not signed by a key of the exporter %s's current root set: %w", ErrInvalid, a.Name, err)
+			}
+		} else {
+			current = append(current, a.ID)
+		}
+		signers = append(signers, a)
+	}
+	bd := &Bundle{Contents: *c, Graph: g, Head: head, CheckpointSigners: current, all: all}
+	bd.Proofs = nil
+	for _, a := range signers {
 		bd.Signers = append(bd.Signers, a)
 		if rid, ok := g.RevokedBy(a.ID, a.ID); ok {
 			revoked = append(revoked, fmt.Sprintf("%s revoked itself (revocation %s)", a.Name, rid.Short()))
@@ -303,7 +348,44 @@ func decode(b []byte) (*Contents, [][]byte, [32]byte, error) {
 	return c, o.Signatures, sha256.Sum256(o.Payload), nil
 }
 
-// signerKey is what a signature is checked with: the signer's genesis.
+// errNoRescan: the rotations were looked for already.
+var errNoRescan = errors.New("bundle: rotations already scanned")
+
+// openBy opens the checkpoint note with k's keys as witnesses.
+func openBy(note []byte, k signerKey) (tlog.Checkpoint, error) {
+	ws := make([]tlog.Witness, 0, len(k.keys))
+	for _, pk := range k.keys {
+		ws = append(ws, tlog.Witness{Name: k.name, Key: pk})
+	}
+	cp, _, err := tlog.OpenCheckpoint(note, ws)
+	return cp, err
+}
+
+// addRotationKeys adds to each signer's candidate keys the root sets of its
+// rotations among c's declarations. It parses every declaration, so it runs
+// only when a signature does not verify with the keys signerKeys found.
+func addRotationKeys(c *Contents, sts []*statement, keys []signerKey) error {
+	idx := map[authority.ID][]int{}
+	for i, st := range sts {
+		idx[st.Signer] = append(idx[st.Signer], i)
+	}
+	for j, raw := range c.Declarations {
+		s, err := authority.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", declName(c.BaseVersion+uint64(j), raw), err)
+		}
+		if s.Decl.Kind != authority.KindRotation {
+			continue
+		}
+		for _, i := range idx[s.Decl.Authority] {
+			keys[i].keys = append(slices.Clip(keys[i].keys), s.Decl.Rotation.RootKeys...)
+		}
+	}
+	return nil
+}
+
+// signerKey is what a signature is checked with: the signer's genesis (or,
+// from a base graph, its current set), and its rotations' keys.
 type signerKey struct {
 	name string
 	keys []authority.PublicKey

@@ -93,6 +93,7 @@ func (n *Node) startAPI() error {
 	n.met.watchVersion(func() float64 { return float64(n.store.Version()) })
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/declarations", n.auth(n.handleSubmit))
+	mux.HandleFunc("POST /v1/keys/reload", n.auth(n.handleReloadKeys))
 	mux.HandleFunc("POST /v1/verify", n.handleVerify)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/graph", n.handleGraph)

@@ -211,7 +211,11 @@ func (n *Node) checkpoint(size uint64, root []byte) (CheckpointJSON, error) {
 		return CheckpointJSON{}, err
 	}
 	cp := tlog.Checkpoint{Origin: origin, Size: size, Root: root}
-	note, err := tlog.SignCheckpoint(cp, n.home.Config.Name, n.home.Root)
+	key, err := n.signingKey()
+	if err != nil {
+		return CheckpointJSON{}, fmt.Errorf("node: checkpoint: %w", err)
+	}
+	note, err := tlog.SignCheckpoint(cp, n.home.Config.Name, key)
 	if err != nil {
 		return CheckpointJSON{}, fmt.Errorf("node: checkpoint: %w", err)
 	}

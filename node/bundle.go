@@ -95,7 +95,11 @@ func (n *Node) ExportBundle(ctx context.Context, o ExportOptions) ([]byte, error
 	if err := prove(); err != nil {
 		return nil, fmt.Errorf("node: bundle: %w", err)
 	}
-	b, err := bundle.Build(c, n.bundleSigner())
+	signer, err := n.bundleSigner()
+	if err != nil {
+		return nil, err
+	}
+	b, err := bundle.Build(c, signer)
 	if err != nil {
 		return nil, fmt.Errorf("node: bundle: %w", err)
 	}
@@ -108,8 +112,18 @@ func (n *Node) ExportBundle(ctx context.Context, o ExportOptions) ([]byte, error
 	return n.collectCosignatures(ctx, b, o.Cosign)
 }
 
-func (n *Node) bundleSigner() bundle.Signer {
-	return bundle.Signer{Name: n.home.Config.Name, ID: n.home.Authority, Key: n.home.Root}
+func (n *Node) bundleSigner() (bundle.Signer, error) {
+	key, err := n.signingKey()
+	if err != nil {
+		return bundle.Signer{}, fmt.Errorf("node: bundle: %w", err)
+	}
+	s := bundle.Signer{Name: n.home.Config.Name, ID: n.home.Authority, Key: key}
+	n.store.View(func(v authority.View) {
+		if a, ok := v.Authority(n.home.Authority); ok {
+			s.Roots = a.RootKeys
+		}
+	})
+	return s, nil
 }
 
 // collectCosignatures asks connected peers to cosign until every wanted
@@ -236,7 +250,11 @@ func (n *Node) cosign(req cosignRequest) cosignResponse {
 	if err != nil || string(root) != string(b.Head.Root) {
 		return fail("cosign: the bundle's root at version %d is not this replica's", b.GraphVersion)
 	}
-	out, err := bundle.Cosign(req.Bundle, n.bundleSigner())
+	signer, err := n.bundleSigner()
+	if err != nil {
+		return fail("cosign: %v", err)
+	}
+	out, err := bundle.Cosign(req.Bundle, signer)
 	if err != nil {
 		return fail("cosign: %v", err)
 	}

@@ -237,6 +237,22 @@ type Declarer interface {
 // position and submits it, under the home's signing lock, so that two
 // commands never sign one position twice. build fills in the body.
 func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build func(d *authority.Declaration)) (*authority.Signed, error) {
+	return SignNextWith(ctx, h, to, now, build, SignOptions{})
+}
+
+// SignOptions change how SignNextWith signs.
+type SignOptions struct {
+	// Keys, when set, sign instead of the home's root threshold: an
+	// operational key, alone.
+	Keys []*authority.PrivateKey
+	// Before, when set, runs on the signed envelope before it is
+	// submitted; an error stops the submission. `fednode rotate` records
+	// the rotation there, so that its keys are never thrown away.
+	Before func(sd *authority.Signed) error
+}
+
+// SignNextWith is SignNext with options.
+func SignNextWith(ctx context.Context, h *Home, to Declarer, now time.Time, build func(d *authority.Declaration), o SignOptions) (*authority.Signed, error) {
 	unlock, err := h.LockSigning()
 	if err != nil {
 		return nil, err
@@ -250,9 +266,19 @@ func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build fu
 		}
 		d := authority.Declaration{Authority: h.Authority, Seq: head.Head + 1, Prev: head.HeadID, IssuedAt: now.Unix()}
 		build(&d)
-		sd, err := h.Sign(d)
+		var sd *authority.Signed
+		if len(o.Keys) > 0 {
+			sd, err = authority.SignMulti(d, o.Keys...)
+		} else {
+			sd, err = h.Sign(d)
+		}
 		if err != nil {
 			return nil, err
+		}
+		if o.Before != nil {
+			if err := o.Before(sd); err != nil {
+				return nil, err
+			}
 		}
 		if _, err := to.Submit(ctx, sd.Raw); err != nil {
 			if errors.Is(err, ErrConflict) {
@@ -265,6 +291,12 @@ func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build fu
 		return sd, nil
 	}
 	return nil, fmt.Errorf("node: the chain head kept moving while signing: %w", lastErr)
+}
+
+// ReloadKeys asks the node to sign with the home's root keys as they are on
+// disk now (after `fednode rotate` installed new ones).
+func (c *Client) ReloadKeys(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/keys/reload", nil, "", nil)
 }
 
 // AuditCheckpoint fetches the node's signed checkpoint of its log. The

@@ -27,8 +27,11 @@ const (
 	fileGenesis = "genesis.cose"
 	fileAPIAddr = "api.addr"
 	fileLock    = "sign.lock"
-	dirData     = "data"
-	dirRaft     = "raft"
+	// fileRotation is the latest rotation whose keys the home holds
+	// (rotate.go); absent until the first rotation.
+	fileRotation = "rotation.cose"
+	dirData      = "data"
+	dirRaft      = "raft"
 )
 
 // HomeConfig is the config file of a home directory (config.json). Flags of
@@ -51,18 +54,28 @@ type Home struct {
 	Config    HomeConfig
 	Authority authority.ID
 	Genesis   []byte
-	// Root is the first root key (root.key): the key of the node's own
-	// signatures (checkpoints, bundles, receipts). Invariant: Root == Roots[0].
+	// Root is the first root key (root.key) as loaded. A running node
+	// signs its own statements (checkpoints, bundles, receipts) with
+	// SigningKey, which follows rotations (rotate.go). Invariant: Root ==
+	// Roots[0].
 	Root *authority.PrivateKey
 	// Roots are every root key the home holds: root.key, then root-2.key,
 	// root-3.key, ... in that order.
 	Roots []*authority.PrivateKey
 	// Threshold is how many distinct root keys must sign a declaration of
-	// the authority, as its genesis says. A home may hold fewer keys than
-	// that (the others kept elsewhere); Signers then refuses.
+	// the authority, as its current root set says: the genesis, or the
+	// rotation in rotation.cose. A home may hold fewer keys than that (the
+	// others kept elsewhere); Signers then refuses.
 	Threshold int
-	Identity  []byte
-	Token     string
+	// Rotation is the envelope of the rotation that made the home's keys
+	// the root (rotation.cose); nil while the genesis keys are.
+	Rotation []byte
+	Identity []byte
+	Token    string
+
+	// live is what a running node signs with, swapped by ReloadKeys; Root,
+	// Roots and Threshold stay as loaded (rotate.go).
+	live *liveKeys
 }
 
 // InitOptions are the choices of `fednode init`.
@@ -255,7 +268,17 @@ func LoadHome(dir string) (*Home, error) {
 	if err != nil || gen.Decl.Genesis == nil {
 		return nil, fmt.Errorf("node: %s is not a genesis: %v", filepath.Join(dir, fileGenesis), err)
 	}
-	h.Threshold = int(gen.Decl.Genesis.Threshold)
+	set, threshold := gen.Decl.Genesis.RootKeys, int(gen.Decl.Genesis.Threshold)
+	if raw, err := os.ReadFile(filepath.Join(dir, fileRotation)); err == nil {
+		rot, err := authority.Parse(raw)
+		if err != nil || rot.Decl.Kind != authority.KindRotation || rot.Decl.Authority != h.Authority {
+			return nil, fmt.Errorf("node: %s is not a rotation of %s: %v", filepath.Join(dir, fileRotation), h.Config.Name, err)
+		}
+		set, threshold, h.Rotation = rot.Decl.Rotation.RootKeys, int(rot.Decl.Rotation.Threshold), raw
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("node: read %s: %w", fileRotation, err)
+	}
+	h.Threshold = threshold
 	extra, err := extraRootKeys(dir)
 	if err != nil {
 		return nil, err
@@ -277,9 +300,14 @@ func LoadHome(dir string) (*Home, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: %s: %w", path, err)
 		}
+		if _, ok := findKey(set, k.Public()); !ok {
+			return nil, fmt.Errorf("node: %s is not a key of %s's current root set (%d keys, from %s): was `fednode rotate` interrupted? finish it with `fednode rotate --home %s --commit`", path, h.Config.Name, len(set), rootSetSource(h.Rotation), dir)
+		}
 		h.Roots = append(h.Roots, k)
 	}
 	h.Root = h.Roots[0]
+	h.live = &liveKeys{}
+	h.live.set(h)
 	if h.Identity, err = os.ReadFile(filepath.Join(dir, fileNodeKey)); err != nil {
 		return nil, fmt.Errorf("node: read node identity: %w", err)
 	}

@@ -393,6 +393,9 @@ func (n *Node) admit(sd *authority.Signed) error {
 	if err := n.checkSignature(sd); err != nil {
 		return err
 	}
+	if err := n.checkRevocable(sd); err != nil {
+		return err
+	}
 	// The position checks and the pool add are one step, so two concurrent
 	// submissions at one position cannot both be taken.
 	n.admitMu.Lock()
@@ -732,7 +735,7 @@ func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
 			return
 		}
 		a, _ := v.Authority(id)
-		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}
+		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID, Rotations: rotationIDs(a)}
 	})
 	if err != nil {
 		return out, err
@@ -755,6 +758,9 @@ type AuthorityStatus struct {
 	Head    uint64       `json:"head"`
 	HeadID  authority.ID `json:"head_id"`
 	Pending bool         `json:"pending,omitempty"` // the head includes declarations not yet agreed
+	// Rotations are the IDs of the authority's agreed rotations, in chain
+	// order (rotate.go): fetch them to follow its root set from the genesis.
+	Rotations []authority.ID `json:"rotations,omitempty"`
 }
 
 // pendingDecl is a declaration on its way to the agreed graph.

@@ -305,5 +305,9 @@ func (n *Node) receipt(cred []byte, target string, d authority.Decision) ([]byte
 	if len(r.Chain) > MaxReceiptChain || len(r.Message) > MaxReceiptMessage {
 		return nil, fmt.Errorf("%w: a chain of %d IDs and a message of %d bytes (limits %d and %d)", ErrReceiptTooLarge, len(r.Chain), len(r.Message), MaxReceiptChain, MaxReceiptMessage)
 	}
-	return r.Seal(n.home.Root)
+	key, err := n.signingKey()
+	if err != nil {
+		return nil, fmt.Errorf("node: receipt: %w", err)
+	}
+	return r.Seal(key)
 }

@@ -24,8 +24,9 @@ const (
 	// witnessInterval is how often a node publishes its checkpoint when its
 	// log grew, and rechecks checkpoints of sizes it had not reached.
 	witnessInterval = 500 * time.Millisecond
-	// maxCheckpointNote bounds a checkpoint message on the topic.
-	maxCheckpointNote = 16 << 10
+	// maxCheckpointNote bounds a checkpoint message on the topic: room for
+	// a dozen hybrid signatures (about 4.5 KiB each in base64).
+	maxCheckpointNote = 64 << 10
 	// keepCosigned is how many recent sizes keep their cosigned notes.
 	keepCosigned = 64
 	// maxFuture bounds checkpoints held for sizes this replica lacks.
@@ -51,7 +52,8 @@ type witnessState struct {
 }
 
 // witnesses are the checkpoint signers this node knows: every authority in
-// its graph, by its genesis name and its Ed25519 root keys.
+// its graph, by its genesis name and its current root keys (any algorithm:
+// tlog verifies ML-DSA-65 and hybrid notes too; retired keys sign nothing).
 func (n *Node) witnesses() []tlog.Witness {
 	var out []tlog.Witness
 	n.store.View(func(v authority.View) {
@@ -63,9 +65,7 @@ func (n *Node) witnesses() []tlog.Witness {
 		}
 		for _, a := range gr.Authorities() {
 			for _, k := range a.RootKeys {
-				if k.Alg == authority.AlgEd25519 {
-					out = append(out, tlog.Witness{Name: a.Name, Key: k})
-				}
+				out = append(out, tlog.Witness{Name: a.Name, Key: k})
 			}
 		}
 	})

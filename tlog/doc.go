@@ -54,11 +54,15 @@
 //     name is the authority's name, escaped by KeyName so that it is a valid
 //     note key name ('+', '%', spaces and control characters become %XX; a
 //     name without them is used as is). The key ID is the note spec's:
-//     SHA-256(key name || 0x0A || 0x01 || Ed25519 public key)[:4], so two
-//     authorities of one name are still told apart. "<name>+<id>" is not
+//     SHA-256(key name || 0x0A || type || public key)[:4], so two
+//     authorities of one name are still told apart; type is 0x01 for
+//     Ed25519, and for the algorithms the spec assigns no byte to, 0xff and
+//     a NUL-terminated label (NoteType: "fednode/mldsa65",
+//     "fednode/mldsa65-ed25519"). "<name>+<id>" is not
 //     possible: note key names may not contain '+'.
-//   - Signatures are plain Ed25519 note signatures (type 0x01), by members and
-//     witnesses alike, not tlog-cosignature/v1 timestamped cosignatures: tlog
+//   - Signatures are plain note signatures of the signer's root key: Ed25519
+//     (type 0x01, readable by any C2SP verifier), ML-DSA-65 or the hybrid
+//     (Verifier, for fednode's types), by members and witnesses alike, not tlog-cosignature/v1 timestamped cosignatures: tlog
 //     has no clock, and a fednode witness attests only that it saw this root.
 //   - A signature from a known key that does not verify rejects the whole note
 //     (the spec's SHOULD, and x/mod's behaviour); signatures from unknown keys

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,13 +27,54 @@ var (
 	ErrBadSignature = errors.New("bad checkpoint signature")
 	// ErrUnverified: no signature of the note is from a known key.
 	ErrUnverified = errors.New("no signature from a known key")
-	// ErrBadKey: a key or name that cannot sign or verify notes (not
-	// Ed25519, wrong size, empty or oversized name).
+	// ErrBadKey: a key or name that cannot sign or verify notes (an
+	// unknown algorithm, wrong size, empty or oversized name).
 	ErrBadKey = errors.New("unusable note key")
 )
 
 // noteAlgEd25519 is the signed-note signature type of Ed25519 signatures.
 const noteAlgEd25519 = 0x01
+
+// noteAlgOther is the first byte of the type identifiers of signature
+// algorithms c2sp.org/signed-note assigns no byte to; a label naming the
+// algorithm follows it (NoteType).
+const noteAlgOther = 0xff
+
+// NoteType is the signed-note signature type identifier of keys of alg: the
+// bytes between the key name's newline and the public key in the key ID
+// hash, and before the public key in a verifier key's base64:
+//
+//	Ed25519                   0x01 (the spec's own, byte-identical notes)
+//	ML-DSA-65                 0xff "fednode/mldsa65" 0x00
+//	ML-DSA-65 + Ed25519       0xff "fednode/mldsa65-ed25519" 0x00
+//
+// The spec assigns no byte to ML-DSA; 0xff followed by a NUL-terminated
+// label keeps fednode's types apart from any the spec assigns later and from
+// each other. The signature is what authority.PrivateKey.SignNoteText makes:
+// ML-DSA-65 (FIPS 204, pure, empty context) of the note text, or the
+// composite of authority.AlgHybrid over it. It returns nil for an algorithm
+// that cannot sign notes.
+func NoteType(alg authority.Alg) []byte {
+	switch alg {
+	case authority.AlgEd25519:
+		return []byte{noteAlgEd25519}
+	case authority.AlgMLDSA65:
+		return append([]byte{noteAlgOther}, "fednode/mldsa65\x00"...)
+	case authority.AlgHybrid:
+		return append([]byte{noteAlgOther}, "fednode/mldsa65-ed25519\x00"...)
+	}
+	return nil
+}
+
+// keyHash is the note key ID of key under keyName.
+func keyHash(keyName string, key authority.PublicKey) uint32 {
+	h := sha256.New()
+	h.Write([]byte(keyName))
+	h.Write([]byte{'\n'})
+	h.Write(NoteType(key.Alg))
+	h.Write(key.Key)
+	return binary.BigEndian.Uint32(h.Sum(nil))
+}
 
 // KeyName is the note key name of an authority named name: name itself if
 // it is already a valid key name and has no '%', else name with every '%',
@@ -76,8 +118,8 @@ type Witness struct {
 }
 
 // VerifierKey is w's verifier key in x/mod's text form,
-// "<key name>+<key ID hex>+<base64 of 0x01 || public key>", for tools
-// outside fednode (note.NewVerifier reads it).
+// "<key name>+<key ID hex>+<base64 of type || public key>" (NoteType), for
+// tools outside fednode (x/mod's note.NewVerifier reads the Ed25519 ones).
 func VerifierKey(w Witness) (string, error) {
 	vkey, err := verifierKey(w)
 	if err != nil {
@@ -86,19 +128,31 @@ func VerifierKey(w Witness) (string, error) {
 	return vkey, nil
 }
 
-func verifierKey(w Witness) (string, error) {
-	if w.Key.Alg != authority.AlgEd25519 || len(w.Key.Key) != ed25519.PublicKeySize {
-		return "", fmt.Errorf("witness %q: %w: want a %d-byte %v key, got %d bytes of %v", abbrev(w.Name), ErrBadKey, ed25519.PublicKeySize, authority.AlgEd25519, len(w.Key.Key), w.Key.Alg)
+// checkWitness checks w's key and returns its escaped key name.
+func checkWitness(w Witness) (string, error) {
+	if NoteType(w.Key.Alg) == nil || w.Key.Validate() != nil {
+		return "", fmt.Errorf("witness %q: %w: want a well-formed %v, %v or %v key, got %d bytes of %v", abbrev(w.Name), ErrBadKey, authority.AlgEd25519, authority.AlgMLDSA65, authority.AlgHybrid, len(w.Key.Key), w.Key.Alg)
 	}
 	name := KeyName(w.Name)
 	if err := checkKeyName(name); err != nil {
 		return "", fmt.Errorf("witness %q: %w", abbrev(w.Name), err)
 	}
-	vkey, err := note.NewEd25519VerifierKey(name, ed25519.PublicKey(w.Key.Key))
+	return name, nil
+}
+
+func verifierKey(w Witness) (string, error) {
+	name, err := checkWitness(w)
 	if err != nil {
-		return "", fmt.Errorf("witness %q: %w: %w", abbrev(w.Name), ErrBadKey, err)
+		return "", err
 	}
-	return vkey, nil
+	if w.Key.Alg == authority.AlgEd25519 {
+		vkey, err := note.NewEd25519VerifierKey(name, ed25519.PublicKey(w.Key.Key))
+		if err != nil {
+			return "", fmt.Errorf("witness %q: %w: %w", abbrev(w.Name), ErrBadKey, err)
+		}
+		return vkey, nil
+	}
+	return fmt.Sprintf("%s+%08x+%s", name, keyHash(name, w.Key), base64.StdEncoding.EncodeToString(append(NoteType(w.Key.Alg), w.Key.Key...))), nil
 }
 
 // Verifier is the note.Verifier of w.
@@ -111,6 +165,14 @@ func Verifier(w Witness) (note.Verifier, error) {
 }
 
 func verifier(w Witness) (note.Verifier, error) {
+	if w.Key.Alg != authority.AlgEd25519 {
+		name, err := checkWitness(w)
+		if err != nil {
+			return nil, err
+		}
+		return &keyVerifier{name: name, hash: keyHash(name, w.Key), key: w.Key}, nil
+	}
+	// Ed25519 goes through x/mod's own verifier, as it always did.
 	vkey, err := verifierKey(w)
 	if err != nil {
 		return nil, err
@@ -121,6 +183,18 @@ func verifier(w Witness) (note.Verifier, error) {
 	}
 	return v, nil
 }
+
+// keyVerifier is a note.Verifier over an authority key of an algorithm x/mod
+// does not know (ML-DSA-65, the hybrid).
+type keyVerifier struct {
+	name string
+	hash uint32
+	key  authority.PublicKey
+}
+
+func (v *keyVerifier) Name() string                { return v.name }
+func (v *keyVerifier) KeyHash() uint32             { return v.hash }
+func (v *keyVerifier) Verify(msg, sig []byte) bool { return v.key.VerifyNoteText(msg, sig) }
 
 // signer is a note.Signer over an authority key.
 type signer struct {
@@ -134,8 +208,8 @@ func (s *signer) KeyHash() uint32                 { return s.hash }
 func (s *signer) Sign(msg []byte) ([]byte, error) { return s.k.SignNoteText(msg) }
 
 // Signer is a note.Signer that signs with k under the key name
-// KeyName(name) and the note spec's key ID. Only Ed25519 keys can sign notes
-// for now (the signed-note spec assigns no type to ML-DSA-65 yet).
+// KeyName(name) and the key ID of NoteType(k.Alg()): Ed25519, ML-DSA-65 and
+// hybrid keys all sign notes.
 func Signer(name string, k *authority.PrivateKey) (note.Signer, error) {
 	s, err := newSigner(name, k)
 	if err != nil {
@@ -145,18 +219,14 @@ func Signer(name string, k *authority.PrivateKey) (note.Signer, error) {
 }
 
 func newSigner(name string, k *authority.PrivateKey) (*signer, error) {
-	if k == nil || k.Alg() != authority.AlgEd25519 {
-		return nil, fmt.Errorf("signer %q: %w: only %v keys sign checkpoints", abbrev(name), ErrBadKey, authority.AlgEd25519)
+	if k == nil || NoteType(k.Alg()) == nil {
+		return nil, fmt.Errorf("signer %q: %w: no key, or one of an algorithm that cannot sign notes", abbrev(name), ErrBadKey)
 	}
 	keyName := KeyName(name)
 	if err := checkKeyName(keyName); err != nil {
 		return nil, fmt.Errorf("signer %q: %w", abbrev(name), err)
 	}
-	h := sha256.New()
-	h.Write([]byte(keyName))
-	h.Write([]byte{'\n', noteAlgEd25519})
-	h.Write(k.Public().Key)
-	return &signer{name: keyName, hash: binary.BigEndian.Uint32(h.Sum(nil)), k: k}, nil
+	return &signer{name: keyName, hash: keyHash(keyName, k.Public()), k: k}, nil
 }
 
 // SignCheckpoint returns the signed note of c with one signature, by k under

@@ -424,7 +424,7 @@ type exportReport struct {
 
 // verifyExport checks an export from r, offline. trust, if not empty, is
 // the only set of keys the checkpoint may be signed with; else every
-// Ed25519 root key of every genesis in the export is a known signer. It
+// current root key of every authority in the export is a known signer. It
 // returns at the first fault.
 func verifyExport(r io.Reader, trust []tlog.Witness) (exportReport, error) {
 	var rep exportReport
@@ -435,7 +435,6 @@ func verifyExport(r io.Reader, trust []tlog.Witness) (exportReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	var geneses []tlog.Witness
 	var first authority.ID
 	var trailer *node.CheckpointJSON
 	trailerLine := 0
@@ -502,14 +501,6 @@ func verifyExport(r io.Reader, trust []tlog.Witness) (exportReport, error) {
 		if next == 0 {
 			first = sd.ID
 		}
-		if sd.Decl.Kind == authority.KindGenesis {
-			for _, k := range sd.Decl.Genesis.RootKeys {
-				// Only Ed25519 keys sign notes (tlog.Signer).
-				if k.Alg == authority.AlgEd25519 {
-					geneses = append(geneses, tlog.Witness{Name: sd.Decl.Genesis.Name, Key: k})
-				}
-			}
-		}
 		next++
 		rep.Entries = next
 	}
@@ -545,7 +536,13 @@ func verifyExport(r io.Reader, trust []tlog.Witness) (exportReport, error) {
 	}
 	known := trust
 	if len(known) == 0 {
-		known = geneses
+		// Every authority's CURRENT root keys, as the replayed chain leaves
+		// them: a key a rotation retired signs no checkpoint.
+		for _, a := range g.Authorities() {
+			for _, k := range a.RootKeys {
+				known = append(known, tlog.Witness{Name: a.Name, Key: k})
+			}
+		}
 	}
 	c, signers, err := openNote(trailer.Note, known)
 	if err != nil {
@@ -679,7 +676,7 @@ func auditVerifyCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringArrayVar(&trust, "trust", nil, "accept a checkpoint signed by this key only: NAME=PUBKEY (Ed25519, hex or base64; repeatable)")
-	c.Flags().BoolVar(&fromExport, "checkpoint-signer-from-export", false, "accept a checkpoint signed by any root key of a genesis in the export (the default without --trust)")
+	c.Flags().BoolVar(&fromExport, "checkpoint-signer-from-export", false, "accept a checkpoint signed by any current root key of an authority in the export (the default without --trust)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object (also on failure)")
 	return c
 }

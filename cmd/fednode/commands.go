@@ -202,7 +202,7 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 func federateCmd() *cobra.Command {
-	var home, source, subjects, resources, actions, until, from string
+	var home, source, subjects, resources, actions, until, from, opKey string
 	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "federate --home DIR --accept SOURCE --subjects GLOB --resources GLOB --actions A,B [--until TIME]",
@@ -227,10 +227,14 @@ func federateCmd() *cobra.Command {
 				return fmt.Errorf("federate: source %q: %w", source, err)
 			}
 			rule.Source = src.ID
-			sd, err := node.SignNext(ctx, h, cl, now, func(d *authority.Declaration) {
+			opts, err := opKeyOptions("federate", opKey)
+			if err != nil {
+				return err
+			}
+			sd, err := node.SignNextWith(ctx, h, cl, now, func(d *authority.Declaration) {
 				d.Kind = authority.KindRule
 				d.Rule = &rule
-			})
+			}, opts)
 			if err != nil {
 				return fmt.Errorf("federate: %w", err)
 			}
@@ -246,6 +250,7 @@ func federateCmd() *cobra.Command {
 	c.Flags().StringVar(&until, "until", "", "end of validity: RFC3339 or a duration from now (e.g. 720h, 30d)")
 	c.Flags().StringVar(&from, "from", "", "start of validity: RFC3339 or a duration from now")
 	c.Flags().DurationVar(&wait, "wait", 20*time.Second, "wait this long for the rule to be agreed (0: return once submitted)")
+	c.Flags().StringVar(&opKey, "op-key", "", "sign with this operational key (delegated for rules: fednode delegate) instead of the root threshold")
 	return c
 }
 
@@ -295,7 +300,7 @@ func splitList(s string) []string {
 }
 
 func issueCmd() *cobra.Command {
-	var home, subject, out string
+	var home, subject, out, opKey string
 	var ttl time.Duration
 	c := &cobra.Command{
 		Use:   "issue --home DIR --subject S [--ttl DUR] --out FILE",
@@ -312,12 +317,16 @@ func issueCmd() *cobra.Command {
 			if err != nil {
 				return usage("%v", err)
 			}
+			opts, err := opKeyOptions("issue", opKey)
+			if err != nil {
+				return err
+			}
 			now := time.Now().Truncate(time.Second)
 			serial, err := authority.NewSerial(rand.Reader)
 			if err != nil {
 				return err
 			}
-			sd, err := h.Sign(authority.Declaration{
+			sd, err := signWith(h, opts, authority.Declaration{
 				Kind:       authority.KindCredential,
 				Authority:  h.Authority,
 				IssuedAt:   now.Unix(),
@@ -337,11 +346,12 @@ func issueCmd() *cobra.Command {
 	c.Flags().StringVar(&subject, "subject", "", "the principal's subject (e.g. arn:aws:iam::111122223333:role/etl-nightly)")
 	c.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "validity from now")
 	c.Flags().StringVar(&out, "out", "", "file to write the credential to")
+	c.Flags().StringVar(&opKey, "op-key", "", "sign with this operational key (delegated for credentials: fednode delegate) instead of the root threshold")
 	return c
 }
 
 func revokeCmd() *cobra.Command {
-	var home, id, reason string
+	var home, id, reason, opKey string
 	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "revoke --home DIR --id DECLARATION_ID",
@@ -359,10 +369,14 @@ func revokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sd, err := node.SignNext(cmd.Context(), h, cl, time.Now(), func(d *authority.Declaration) {
+			opts, err := opKeyOptions("revoke", opKey)
+			if err != nil {
+				return err
+			}
+			sd, err := node.SignNextWith(cmd.Context(), h, cl, time.Now(), func(d *authority.Declaration) {
 				d.Kind = authority.KindRevocation
 				d.Revocation = &authority.Revocation{Target: target, Reason: reason}
-			})
+			}, opts)
 			if err != nil {
 				return fmt.Errorf("revoke: %w", err)
 			}
@@ -374,6 +388,7 @@ func revokeCmd() *cobra.Command {
 	c.Flags().StringVar(&id, "id", "", "id of the declaration to revoke")
 	c.Flags().StringVar(&reason, "reason", "", "why (recorded in the revocation)")
 	c.Flags().DurationVar(&wait, "wait", 20*time.Second, "wait this long for the revocation to be agreed (0: return once submitted; it denies at once anyway)")
+	c.Flags().StringVar(&opKey, "op-key", "", "sign with this operational key (delegated for revocations: fednode delegate) instead of the root threshold")
 	return c
 }
 

@@ -120,38 +120,54 @@ type receiptReport struct {
 	Bad           *receiptFault        `json:"bad,omitempty"`
 }
 
-// genesisOf fetches an agreed authority's genesis from the node and parses
-// it: its name and root keys.
-func genesisOf(ctx context.Context, cl *node.Client, id authority.ID) (*authority.Signed, error) {
+// rootSetOf fetches an agreed authority's genesis and rotations from the
+// node and follows them (node.FollowRotations): its name and CURRENT root
+// keys. The genesis is pinned by the ID and each rotation is checked against
+// the set before it, so the node cannot make up keys; it could only withhold
+// a rotation.
+func rootSetOf(ctx context.Context, cl *node.Client, id authority.ID) (node.RootSet, error) {
 	head, err := cl.Head(ctx, id.String())
 	if err != nil {
-		return nil, fmt.Errorf("the node does not know authority %s: %w", id, err)
+		return node.RootSet{}, fmt.Errorf("the node does not know authority %s: %w", id, err)
 	}
 	if head.ID != id {
-		return nil, fmt.Errorf("asked the node for authority %s, it answered with %s", id, head.ID)
+		return node.RootSet{}, fmt.Errorf("asked the node for authority %s, it answered with %s", id, head.ID)
 	}
-	env, err := cl.Declaration(ctx, id)
+	fetch := func(want authority.ID, what string) (*authority.Signed, error) {
+		env, err := cl.Declaration(ctx, want)
+		if err != nil {
+			return nil, fmt.Errorf("fetch the %s %s of %s: %w", what, want.Short(), head.Name, err)
+		}
+		sd, err := authority.Parse(env)
+		if err != nil {
+			return nil, fmt.Errorf("the %s %s of %s does not parse: %w", what, want.Short(), head.Name, err)
+		}
+		if sd.ID != want {
+			return nil, fmt.Errorf("asked for the %s %s, got %s", what, want, sd.ID)
+		}
+		return sd, nil
+	}
+	gen, err := fetch(id, "genesis")
 	if err != nil {
-		return nil, fmt.Errorf("fetch the genesis of %s (%s): %w", head.Name, id.Short(), err)
+		return node.RootSet{}, err
 	}
-	sd, err := authority.Parse(env)
-	if err != nil {
-		return nil, fmt.Errorf("the genesis of %s does not parse: %w", id.Short(), err)
+	var rots []*authority.Signed
+	for _, rid := range head.Rotations {
+		r, err := fetch(rid, "rotation")
+		if err != nil {
+			return node.RootSet{}, err
+		}
+		rots = append(rots, r)
 	}
-	if sd.ID != id || sd.Decl.Kind != authority.KindGenesis {
-		return nil, fmt.Errorf("asked for the genesis %s, got the %v %s", id, sd.Decl.Kind, sd.ID)
-	}
-	return sd, nil
+	return node.FollowRotations(gen, rots)
 }
 
-// noteSigners are the checkpoint signers of an authority: its genesis name
-// and its Ed25519 root keys (only those sign notes).
-func noteSigners(gen *authority.Signed) []tlog.Witness {
-	var out []tlog.Witness
-	for _, k := range gen.Decl.Genesis.RootKeys {
-		if k.Alg == authority.AlgEd25519 {
-			out = append(out, tlog.Witness{Name: gen.Decl.Genesis.Name, Key: k})
-		}
+// noteSigners are the checkpoint signers of an authority: its name and its
+// current root keys.
+func noteSigners(set node.RootSet) []tlog.Witness {
+	out := make([]tlog.Witness, 0, len(set.Keys))
+	for _, k := range set.Keys {
+		out = append(out, tlog.Witness{Name: set.Name, Key: k})
 	}
 	return out
 }
@@ -169,20 +185,20 @@ func checkReceipt(ctx context.Context, cl *node.Client, raw []byte, rep *receipt
 	rep.Authority, rep.Request = &r.Authority, &r.Request
 	rep.GraphVersion, rep.GraphAgeMS = r.GraphVersion, r.GraphAgeMS
 	rep.IssuedAt = time.UnixMilli(r.IssuedAt).UTC().Format(time.RFC3339Nano)
-	gen, err := genesisOf(ctx, cl, r.Authority)
+	set, err := rootSetOf(ctx, cl, r.Authority)
 	if err != nil {
 		return fault(checkAuthority, "the deciding authority: %v", err)
 	}
-	rep.AuthorityName = gen.Decl.Genesis.Name
-	if err := seal.VerifyWith(gen.Decl.Genesis.RootKeys); err != nil {
-		return fault(checkSeal, "not sealed by a root key of %s (%s): %v", gen.Decl.Genesis.Name, r.Authority.Short(), err)
+	rep.AuthorityName = set.Name
+	if err := seal.VerifyWith(set.Keys); err != nil {
+		return fault(checkSeal, "not sealed by a current root key of %s (%s): %v", set.Name, r.Authority.Short(), err)
 	}
 
 	// The checkpoint: signed by the same authority, of the node's log, and
 	// covering the graph version judged at.
-	c, signers, err := tlog.OpenCheckpoint(r.Checkpoint, noteSigners(gen))
+	c, signers, err := tlog.OpenCheckpoint(r.Checkpoint, noteSigners(set))
 	if err != nil {
-		return fault(checkCheckpoint, "not signed by %s, who sealed the receipt: %v", gen.Decl.Genesis.Name, err)
+		return fault(checkCheckpoint, "not signed by %s, who sealed the receipt: %v", set.Name, err)
 	}
 	rep.Checkpoint = &receiptLog{Origin: c.Origin, Size: c.Size, Root: c.Root, Signers: signers}
 	if c.Size < r.GraphVersion {
@@ -237,16 +253,16 @@ func currentCheckpoint(ctx context.Context, cl *node.Client) (receiptLog, error)
 	if err != nil {
 		return receiptLog{}, fmt.Errorf("the node's status: %w", err)
 	}
-	gen, err := genesisOf(ctx, cl, st.Authority.ID)
+	set, err := rootSetOf(ctx, cl, st.Authority.ID)
 	if err != nil {
 		return receiptLog{}, fmt.Errorf("the node's own authority: %w", err)
 	}
-	c, signers, err := tlog.OpenCheckpoint([]byte(cp.Note), noteSigners(gen))
+	c, signers, err := tlog.OpenCheckpoint([]byte(cp.Note), noteSigners(set))
 	if err == nil {
 		err = sameCheckpoint(c, cp)
 	}
 	if err != nil {
-		return receiptLog{}, fmt.Errorf("the node's current checkpoint is not good (signed by its authority %s?): %w", gen.Decl.Genesis.Name, err)
+		return receiptLog{}, fmt.Errorf("the node's current checkpoint is not good (signed by its authority %s?): %w", set.Name, err)
 	}
 	return receiptLog{Origin: c.Origin, Size: c.Size, Root: c.Root, Signers: signers}, nil
 }
@@ -333,7 +349,7 @@ func auditCheckReceiptCmd() *cobra.Command {
 		Use:   "check-receipt FILE (--api HOST:PORT | --home DIR) [--json]",
 		Short: "Check a decision receipt (from verify --receipt) against a node's log; exit 0 good, 1 bad, 2 usage",
 		Long: "check-receipt confirms what a node decided and on what evidence. It checks, stopping at the first failure: " +
-			"seal (the receipt parses and is sealed by a root key of the deciding authority, whose genesis it fetches from the node); " +
+			"seal (the receipt parses and is sealed by a current root key of the deciding authority, whose genesis and rotations it fetches from the node); " +
 			"checkpoint (the receipt's checkpoint is signed by that authority, covers the graph version judged at, and is of the node's log); " +
 			"consistency (the node's current log extends the receipt's checkpoint: RFC 9162 consistency proof); " +
 			"chain (every element of the decision's chain but the presented credential is in the log at the checkpoint's size, and was in the graph judged at). " +
