@@ -108,6 +108,8 @@ type Node struct {
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
 	wit   witnessState
+	// cons drives the Raft configuration from the consortium (consortium.go).
+	cons consortiumState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -136,6 +138,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		prov: newProvisional(),
 		met:  newMetrics(),
 		kick: make(chan struct{}, 1),
+		cons: newConsortiumState(),
 	}
 	n.started = time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -198,6 +201,7 @@ func (n *Node) start(ctx context.Context) error {
 		SnapshotInterval:  n.cfg.Raft.SnapshotInterval,
 		SnapshotThreshold: n.cfg.Raft.SnapshotThreshold,
 		TrailingLogs:      n.cfg.Raft.TrailingLogs,
+		PeerAllowed:       n.raftPeerAllowed,
 	})
 	if err != nil {
 		return err
@@ -229,7 +233,8 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.membershipLoop()
 	go n.proposeLoop()
 	go n.directoryLoop()
 	go n.witnessLoop()
@@ -377,6 +382,9 @@ func (n *Node) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
 	}
 	n.met.submitted.WithLabelValues("accepted").Inc()
 	res.Status = "accepted"
+	if n.isHeld(sd) {
+		res.Status = "admission-pending" // held until its authority is admitted
+	}
 	if err := n.host.Publish(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
 		// Gossip is the fast path; the proposer still carries it to Raft.
 		n.log.Debug("publish", "id", sd.ID.Short(), "err", err)
@@ -411,6 +419,9 @@ func (n *Node) admit(sd *authority.Signed) error {
 	}
 	if p := n.pool.at(sd.Decl.Authority, sd.Decl.Seq); p != nil && p.ID != sd.ID && sd.Decl.Kind != authority.KindGenesis {
 		return fmt.Errorf("%w: pending declaration %s already holds seq %d", ErrConflict, p.ID.Short(), sd.Decl.Seq)
+	}
+	if err := n.admissionRoom(sd); err != nil {
+		return err
 	}
 	if sd.Decl.Kind == authority.KindRevocation {
 		n.prov.add(sd)
@@ -484,7 +495,7 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 // deliverGossip takes a validated declaration from the mesh.
 func (n *Node) deliverGossip(from string, data []byte) {
 	sd, err := authority.Parse(data)
-	if err != nil || n.store.Has(sd.ID) {
+	if err != nil || n.store.Has(sd.ID) || n.admissionRoom(sd) != nil {
 		return
 	}
 	if sd.Decl.Kind == authority.KindRevocation {
@@ -518,6 +529,7 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 	n.met.applied.Add(float64(accepted))
 	if accepted > 0 {
 		n.poke()
+		n.pokeMembership()
 	}
 	return errs
 }
@@ -564,18 +576,26 @@ func (n *Node) proposeLoop() {
 func (n *Node) proposeOnce() {
 	now := time.Now()
 	items := n.pool.list()
+	// Admission requests wait, unproposed, until their authority is admitted.
+	held := n.heldAdmissions(items)
 	var todo []*pendingDecl
 	for _, p := range items {
 		if n.store.Has(p.sd.ID) {
 			n.pool.remove(p.sd.ID)
 			continue
 		}
-		if now.Sub(p.added) > pendingTTL {
+		ttl := pendingTTL
+		if held[p.sd.ID] {
+			ttl = admissionTTL
+		}
+		if now.Sub(p.added) > ttl {
 			n.log.Warn("dropping a declaration that stayed pending too long", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String())
 			n.pool.remove(p.sd.ID)
 			continue
 		}
-		todo = append(todo, p)
+		if !held[p.sd.ID] {
+			todo = append(todo, p)
+		}
 	}
 	n.prov.prune(n.store)
 	n.met.pending.Set(float64(len(todo)))
@@ -646,6 +666,8 @@ func (n *Node) proposeBatches(todo []*pendingDecl) {
 				n.pool.remove(p.sd.ID)
 			case errors.Is(e, authority.ErrGap), errors.Is(e, authority.ErrUnknownAuthority):
 				// An earlier declaration is missing: keep it and retry.
+			case errors.Is(e, authority.ErrNotMember) && n.keepNotMember(p.sd):
+				// Its authority is not admitted (yet): an admission request.
 			default:
 				n.log.Warn("the agreed graph refused a declaration", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String(), "err", e)
 				n.pool.remove(p.sd.ID)

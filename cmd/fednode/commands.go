@@ -143,6 +143,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			declareNodes(ctx, n, logger) // join.go
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "fednode %s running\n", n.Home().Config.Name)
 			fmt.Fprintf(out, "authority %s\n", n.Authority())
