@@ -133,7 +133,9 @@ func (n *Node) keepNotMember(sd *authority.Signed) bool { return n.isHeld(sd) }
 
 // raftPeerAllowed admits a peer to the Raft transport: any peer while no
 // charter is active (bootstrap), afterwards only a peer declared by a
-// member authority.
+// member authority, or one still in the Raft configuration: a removed
+// member's node keeps the log until the leader takes it out of the
+// configuration (removalGrace), so that it sees its own removal.
 func (n *Node) raftPeerAllowed(peer string) bool {
 	ok := true
 	n.store.View(func(v authority.View) {
@@ -143,7 +145,12 @@ func (n *Node) raftPeerAllowed(peer string) bool {
 		a, found := v.PeerAuthority(peer)
 		ok = found && v.IsMember(a)
 	})
-	return ok
+	if ok {
+		return true
+	}
+	n.cons.mu.Lock()
+	defer n.cons.mu.Unlock()
+	return n.cons.servers[peer]
 }
 
 // pokeMembership asks the membership loop to reconcile now.
@@ -163,10 +170,12 @@ type consortiumState struct {
 	unwanted map[string]time.Time
 	// lastErr is the last reconciliation error, for status.
 	lastErr string
+	// servers is the Raft configuration as last read (see raftPeerAllowed).
+	servers map[string]bool
 }
 
 func newConsortiumState() consortiumState {
-	return consortiumState{kick: make(chan struct{}, 1), unwanted: map[string]time.Time{}}
+	return consortiumState{kick: make(chan struct{}, 1), unwanted: map[string]time.Time{}, servers: map[string]bool{}}
 }
 
 // membershipLoop keeps Raft's configuration and transport in line with the
@@ -208,6 +217,17 @@ func (n *Node) wantedServers() (want map[string]bool, ok bool) {
 }
 
 func (n *Node) reconcileOnce() {
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return
+	}
+	in := make(map[string]bool, len(servers))
+	for _, s := range servers {
+		in[s.ID] = true
+	}
+	n.cons.mu.Lock()
+	n.cons.servers = in
+	n.cons.mu.Unlock()
 	if dropped := n.raft.DropRefused(); dropped > 0 {
 		n.log.Info("closed raft connections of peers no member declares", "n", dropped)
 	}
@@ -216,10 +236,6 @@ func (n *Node) reconcileOnce() {
 	}
 	want, ok := n.wantedServers()
 	if !ok {
-		return
-	}
-	servers, err := n.raft.Servers()
-	if err != nil {
 		return
 	}
 	now := time.Now()
@@ -602,4 +618,46 @@ func (n *Node) awaitAdmission(addrs []string, first joinResponse) {
 			}
 		}
 	}
+}
+
+// Membership states of an authority in one replica (MembershipOf).
+const (
+	MemberState  = "member"  // admitted under the active charter (its genesis may still be on its way), or agreed while no charter is active
+	PendingState = "pending" // nothing of it agreed; under an active charter, its admission request held here
+	RemovedState = "removed" // it was a member and was removed or left
+	UnknownState = "unknown" // nothing of it agreed, and no request of it held here
+)
+
+// MembershipOf says what this replica knows of authority id, and whether
+// its consortium's charter is active.
+func (n *Node) MembershipOf(id authority.ID) (state string, active bool) {
+	var stored, member, removed bool
+	n.store.View(func(v authority.View) {
+		_, stored = v.Authority(id)
+		active = activeCharter(v)
+		member = v.IsMember(id)
+		if c := v.Consortium(); active {
+			removed = slices.Contains(c.Removed, id)
+		}
+	})
+	switch {
+	case active && member, stored && member:
+		return MemberState, active
+	case removed:
+		return RemovedState, active
+	case stored:
+		return UnknownState, active // agreed but never admitted: a founder the charter left out
+	}
+	if !active {
+		if n.pool.get(id) != nil {
+			return PendingState, active
+		}
+		return UnknownState, active
+	}
+	for _, a := range n.Admissions() {
+		if a.ID == id {
+			return PendingState, active
+		}
+	}
+	return UnknownState, active
 }

@@ -184,3 +184,79 @@ func TestNonMemberPeer(t *testing.T) {
 		t.Fatalf("status after the removal: %+v", st)
 	}
 }
+
+// charterAlone makes n's authority the one founder of an active consortium
+// (threshold 1).
+func charterAlone(t *testing.T, n *Node, h *Home) {
+	t.Helper()
+	ch, err := SignNext(context.Background(), h, n, t0, func(d *authority.Declaration) {
+		d.Kind, d.Charter = authority.KindCharter, &authority.Charter{Members: []authority.ID{n.Authority()}, Threshold: 1}
+	})
+	if err != nil {
+		t.Fatalf("charter: %v", err)
+	}
+	waitFor(t, waitAgreed, "charter agreed", agreedAt(ch.ID, n))
+	if cs := n.ConsortiumStatus(); cs == nil || !cs.Active || len(cs.Members) != 1 || !cs.Members[0].Voter {
+		t.Fatalf("a one-founder charter: %+v", cs)
+	}
+}
+
+func TestInitDeclaresTheNode(t *testing.T) {
+	h, err := Init(t.TempDir(), InitOptions{Name: "fixed", Now: t0, Listen: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/0/quic-v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := authority.Parse(h.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []authority.NodeRef{{PeerID: h.Config.PeerID, Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}}
+	if got := gen.Decl.Genesis.Nodes; len(got) != 1 || got[0].PeerID != want[0].PeerID || !slices.Equal(got[0].Addrs, want[0].Addrs) {
+		t.Fatalf("genesis nodes %+v, want %+v (a port-0 address names nowhere to dial)", got, want)
+	}
+}
+
+// TestDeclareNodes: a node whose addresses differ from its genesis's
+// declares them once; again, nothing changes.
+func TestDeclareNodes(t *testing.T) {
+	n, _ := startSingle(t, "roaming")
+	ctx, cancel := context.WithTimeout(context.Background(), waitAgreed)
+	defer cancel()
+	sd, err := n.DeclareNodes(ctx)
+	if err != nil || sd == nil {
+		t.Fatalf("declare nodes: %v, %v; want a declaration (the genesis named no port)", sd, err)
+	}
+	waitFor(t, waitAgreed, "nodes declaration agreed", agreedAt(sd.ID, n))
+	var got []authority.NodeRef
+	n.store.View(func(v authority.View) { got = v.Nodes(n.Authority()) })
+	if len(got) != 1 || got[0].PeerID != n.PeerID() || !sameSet(got[0].Addrs, declaredAddrs(n.Addrs())) || len(got[0].Addrs) == 0 {
+		t.Fatalf("declared nodes %+v, want this node at %v", got, declaredAddrs(n.Addrs()))
+	}
+	if again, err := n.DeclareNodes(ctx); err != nil || again != nil {
+		t.Fatalf("declare unchanged nodes: %v, %v; want nothing", again, err)
+	}
+}
+
+// TestAdmissionRequestsBounded: anyone can mint a genesis, so the pool
+// holds at most maxApplicants applicants' requests.
+func TestAdmissionRequestsBounded(t *testing.T) {
+	n, h := startSingle(t, "solo")
+	charterAlone(t, n, h)
+	for i := 0; i < maxApplicants; i++ {
+		o := newOutsider(t, "applicant")
+		res, err := n.Submit(context.Background(), o.gen.Raw)
+		if err != nil || res.Status != "admission-pending" {
+			t.Fatalf("applicant %d: %+v, %v", i, res, err)
+		}
+	}
+	o := newOutsider(t, "one-too-many")
+	if _, err := n.Submit(context.Background(), o.gen.Raw); !errors.Is(err, ErrTooManyApplicants) {
+		t.Fatalf("applicant %d: %v, want ErrTooManyApplicants", maxApplicants+1, err)
+	}
+	if got := len(n.Admissions()); got != maxApplicants {
+		t.Fatalf("%d admission requests listed, want %d", got, maxApplicants)
+	}
+	if n.GraphVersion() != 2 {
+		t.Fatalf("graph version %d: an applicant's genesis was stored", n.GraphVersion())
+	}
+}

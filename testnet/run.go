@@ -117,7 +117,9 @@ type runner struct {
 	// declared lists what the scenario has submitted, so a bundle can wait
 	// until its node has agreed all of it.
 	declared []authority.ID
-	res      Result
+	// founded: the founders' charter is declared (consortium.go).
+	founded bool
+	res     Result
 }
 
 // Run parses nothing: it runs a parsed scenario (src is its text, for the
@@ -242,7 +244,12 @@ func (r *runner) run(ctx context.Context) error {
 			for j < len(steps) && steps[j].Op == "authority" {
 				j++
 			}
-			r.authorities(ctx, steps[i:j])
+			if r.founded {
+				r.lateAuthorities(ctx, steps[i:j])
+			} else {
+				r.authorities(ctx, steps[i:j])
+				j = r.afterAuthorities(ctx, steps, j)
+			}
 			i = j - 1
 			continue
 		}
@@ -497,7 +504,9 @@ func (r *runner) step(ctx context.Context, s Step) {
 		r.printf("  · waited %s\n", c.D)
 
 	default:
-		r.fail(s, "", "the runner does not know op %q", s.Op)
+		if !r.consortiumStep(ctx, s) {
+			r.fail(s, "", "the runner does not know op %q", s.Op)
+		}
 	}
 }
 
@@ -566,7 +575,7 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 	var names []string
 	var nodes []*node.Node
 	if c.On == "all" {
-		names, nodes = r.mesh.Live()
+		names, nodes = r.mesh.Counted()
 	} else {
 		n := r.liveNode(s, c.On)
 		if n == nil {
@@ -851,7 +860,7 @@ func (r *runner) expectCheckpointEqual(ctx context.Context, s Step, c *ExpectChe
 	deadline := start.Add(c.Within)
 	var got string
 	for {
-		names, nodes := r.mesh.Live()
+		names, nodes := r.mesh.Counted()
 		seen := map[string][]string{}
 		for i, n := range nodes {
 			cp, err := n.Checkpoint()
@@ -980,7 +989,7 @@ func (r *runner) expectConverged(ctx context.Context, s Step, c *ExpectConverged
 	start := time.Now()
 	deadline := start.Add(c.Within)
 	for {
-		names, nodes := r.mesh.Live()
+		names, nodes := r.mesh.Counted()
 		if len(nodes) == 0 {
 			r.fail(s, "", "no node is running")
 			return
