@@ -128,6 +128,8 @@ func memberActCmd(verb string, action authority.MemberAction, short string) *cob
 				return usage("consortium remove: %s is not a member", name)
 			case action == authority.ActionRemove && id == h.Authority:
 				return usage("consortium remove: a member leaves of its own accord with `fednode consortium leave`")
+			case action == authority.ActionRemove && len(cs.Members)-1 < cs.Threshold:
+				return usage("consortium remove: removing %s would leave %d members, fewer than the threshold %d: the consortium could never admit again", name, len(cs.Members)-1, cs.Threshold)
 			}
 			sd, err := declareMembership(cmd, h, cl, action, id, wait)
 			if sd != nil {
@@ -158,6 +160,18 @@ func leaveCmd() *cobra.Command {
 			h, cl, err := homeClient(home)
 			if err != nil {
 				return err
+			}
+			cs, err := consortiumOf(cmd.Context(), cl)
+			if err != nil {
+				return err
+			}
+			switch {
+			case cs == nil || !cs.Active:
+				return usage("consortium leave: the consortium has no active charter yet")
+			case !slices.ContainsFunc(cs.Members, func(m node.MemberJSON) bool { return m.ID == h.Authority }):
+				return usage("consortium leave: %s is not a member", h.Config.Name)
+			case len(cs.Members)-1 < cs.Threshold:
+				return usage("consortium leave: %s leaving would leave %d members, fewer than the threshold %d", h.Config.Name, len(cs.Members)-1, cs.Threshold)
 			}
 			sd, err := declareMembership(cmd, h, cl, authority.ActionLeave, h.Authority, wait)
 			if sd != nil {
