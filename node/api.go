@@ -165,6 +165,8 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, apiError{err.Error()})
 	case errors.Is(err, ErrTooManyApplicants):
 		writeJSON(w, http.StatusTooManyRequests, apiError{err.Error()})
+	case errors.Is(err, ErrRefused):
+		writeJSON(w, http.StatusForbidden, apiError{err.Error()})
 	default:
 		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
 	}

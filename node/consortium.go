@@ -53,9 +53,38 @@ const (
 	reconcileTimeout = 20 * time.Second
 )
 
-// ErrTooManyApplicants: the pool already holds the admission requests of
-// maxApplicants non-members (or maxApplicantDecls of this one).
-var ErrTooManyApplicants = errors.New("node: too many pending admission requests")
+// Errors of Submit for the consortium.
+var (
+	// ErrTooManyApplicants: the pool already holds the admission requests
+	// of maxApplicants non-members (or maxApplicantDecls of this one).
+	ErrTooManyApplicants = errors.New("node: too many pending admission requests")
+	// ErrRefused: a membership act the agreed graph refuses as it stands
+	// (authority.ErrMembership: approving twice, removing a non-member,
+	// leaving below the threshold, ...), said at once rather than accepted
+	// and dropped when Raft orders it.
+	ErrRefused = errors.New("node: refused by the consortium's rules")
+)
+
+// precheckMembership judges a membership act that extends its issuer's
+// agreed head directly (nothing of the issuer pending before it) as the
+// graph will, and refuses it now if the graph would.
+func (n *Node) precheckMembership(sd *authority.Signed) error {
+	if sd.Decl.Kind != authority.KindMembership {
+		return nil
+	}
+	var err error
+	n.store.View(func(v authority.View) {
+		g, ok := v.(interface{ Check(*authority.Signed) error })
+		a, known := v.Authority(sd.Decl.Authority)
+		if !ok || !known || sd.Decl.Seq != a.Head+1 {
+			return
+		}
+		if e := g.Check(sd); errors.Is(e, authority.ErrMembership) {
+			err = fmt.Errorf("%w: %w", ErrRefused, e)
+		}
+	})
+	return err
+}
 
 // issuerOf is the authority a declaration speaks for: a genesis is its own.
 func issuerOf(sd *authority.Signed) authority.ID {

@@ -158,7 +158,14 @@ func TestNonMemberPeer(t *testing.T) {
 
 	// One approval is not enough; the second admits it, and then its
 	// genesis and rule are agreed, and its node is a voter.
-	membership(t, homes[0], nodes[0], authority.ActionAdmit, m.Authority())
+	first := membership(t, homes[0], nodes[0], authority.ActionAdmit, m.Authority())
+	waitFor(t, waitAgreed, "the first approval agreed", agreedAt(first.ID, nodes...))
+	_, err = SignNext(context.Background(), homes[0], nodes[0], t0, func(d *authority.Declaration) {
+		d.Kind, d.Membership = authority.KindMembership, &authority.Membership{Action: authority.ActionAdmit, Subject: m.Authority()}
+	})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("a second approval by the same member: %v, want ErrRefused", err)
+	}
 	time.Sleep(time.Second)
 	if nodes[1].Agreed(m.Authority()) {
 		t.Fatal("one approval of two admitted mallory")

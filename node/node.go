@@ -423,6 +423,9 @@ func (n *Node) admit(sd *authority.Signed) error {
 	if err := n.admissionRoom(sd); err != nil {
 		return err
 	}
+	if err := n.precheckMembership(sd); err != nil {
+		return err
+	}
 	if sd.Decl.Kind == authority.KindRevocation {
 		n.prov.add(sd)
 	}

@@ -52,6 +52,9 @@ func declareMembership(cmd *cobra.Command, h *node.Home, cl *node.Client, a auth
 	sd, err := node.SignNext(cmd.Context(), h, cl, time.Now(), func(d *authority.Declaration) {
 		d.Kind, d.Membership = authority.KindMembership, &authority.Membership{Action: a, Subject: subject}
 	})
+	if errors.Is(err, node.ErrRefused) {
+		return nil, usage("%v", err) // the consortium's rules say no: the operator's to fix
+	}
 	if err != nil {
 		return nil, err
 	}
