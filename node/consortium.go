@@ -385,13 +385,20 @@ func anyPort(a string) bool {
 // listen addresses when they differ from what its authority declared, and
 // the home can sign (it holds its root threshold). It waits for the
 // authority's genesis to be agreed and a Raft leader to be known (so the
-// chain head it signs after is current), up to ctx. It returns the
+// chain head it signs after is current) and this replica to have applied
+// everything it knows to be committed, up to ctx. It returns the
 // declaration, or nil when nothing had to change.
 func (n *Node) DeclareNodes(ctx context.Context) (*authority.Signed, error) {
 	if _, err := n.home.Signers(); err != nil {
 		return nil, nil // an air-gapped root declares its nodes itself (sign --offline)
 	}
-	for !n.store.Has(n.home.Authority) || n.raft.Leader() == "" {
+	// Sign only at a current head: a replica that lags could sign at a
+	// position another declaration of ours already holds.
+	caughtUp := func() bool {
+		st := n.raft.Stats()
+		return st.Leader != "" && st.AppliedIndex >= st.CommitIndex
+	}
+	for !n.store.Has(n.home.Authority) || !caughtUp() {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("node: declare nodes: %s's genesis is not agreed yet: %w", n.home.Config.Name, ctx.Err())
