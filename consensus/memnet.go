@@ -277,6 +277,9 @@ type loopConn struct {
 	local, remote string
 }
 
+// RemoteAddr names the peer at the other end by its ID, as Network asks.
+func (c *loopConn) RemoteAddr() net.Addr { return peerAddr(c.remote) }
+
 func (c *loopConn) Close() error {
 	c.net.mu.Lock()
 	delete(c.net.conns, c)

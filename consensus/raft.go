@@ -70,6 +70,12 @@ type Config struct {
 	// (raft logs every election and snapshot at Info). Nil means Warn.
 	LogLevel slog.Leveler
 
+	// PeerAllowed, when set, admits peers to the Raft transport: a
+	// connection from a peer it refuses is closed before Raft reads it, and
+	// Raft never dials one (ErrPeerRefused). It is called concurrently and
+	// must be fast (it runs on every accepted stream). Nil admits all.
+	PeerAllowed func(peerID string) bool
+
 	// Tunables: zero means the Default above.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -126,10 +132,11 @@ const (
 // Raft is one node's member of the Raft cluster. All methods are safe for
 // concurrent use.
 type Raft struct {
-	raft  *raft.Raft
-	trans *raft.NetworkTransport
-	id    string
-	log   *slog.Logger
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	stream *streamLayer
+	id     string
+	log    *slog.Logger
 
 	stable *stableAfterShutdown
 
@@ -182,7 +189,7 @@ func New(cfg Config) (*Raft, error) {
 		return nil, fmt.Errorf("consensus: log cache: %w", err)
 	}
 
-	stream, err := newStreamLayer(cfg.Network)
+	stream, err := newStreamLayer(cfg.Network, cfg.PeerAllowed)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +207,7 @@ func New(cfg Config) (*Raft, error) {
 		_ = trans.Close()
 		return nil, fmt.Errorf("consensus: start raft: %w", err)
 	}
-	out := &Raft{raft: r, trans: trans, id: id, log: logger, stable: stable}
+	out := &Raft{raft: r, trans: trans, stream: stream, id: id, log: logger, stable: stable}
 
 	if cfg.Bootstrap {
 		if err := out.bootstrap(logs, cfg.Stable, snaps); err != nil {

@@ -24,7 +24,9 @@ type Network interface {
 	// Raft state: it is our identity in the cluster configuration.
 	LocalID() string
 	// Listen accepts the streams peers open to us for proto. The caller
-	// owns the listener and closes it; Close must unblock Accept.
+	// owns the listener and closes it; Close must unblock Accept. Each
+	// accepted conn's RemoteAddr().String() is the dialler's peer ID (the
+	// transport admits peers by it: Config.PeerAllowed).
 	Listen(proto string) (net.Listener, error)
 	// Dial opens a stream for proto to peerID, giving up when ctx ends. The
 	// caller owns the conn.
@@ -56,6 +58,8 @@ type streamLayer struct {
 	net  Network
 	ln   net.Listener
 	addr peerAddr
+	// allowed admits a peer to the transport; nil admits every peer.
+	allowed func(peerID string) bool
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
@@ -64,29 +68,63 @@ type streamLayer struct {
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-func newStreamLayer(n Network) (*streamLayer, error) {
+func newStreamLayer(n Network, allowed func(string) bool) (*streamLayer, error) {
 	ln, err := n.Listen(RaftProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: listen on %s: %w", RaftProtocol, err)
 	}
 	return &streamLayer{
-		net:   n,
-		ln:    ln,
-		addr:  peerAddr(n.LocalID()),
-		conns: make(map[*trackedConn]struct{}),
+		net:     n,
+		ln:      ln,
+		addr:    peerAddr(n.LocalID()),
+		allowed: allowed,
+		conns:   make(map[*trackedConn]struct{}),
 	}, nil
 }
 
+// Accept returns the next connection from an admitted peer; connections
+// from others are closed at once, before Raft reads a byte of them.
 func (s *streamLayer) Accept() (net.Conn, error) {
-	c, err := s.ln.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		peer := remotePeer(c)
+		if !s.admits(peer) {
+			_ = c.Close()
+			continue
+		}
+		return s.track(c, peer)
 	}
-	return s.track(c)
+}
+
+func (s *streamLayer) admits(peer string) bool { return s.allowed == nil || s.allowed(peer) }
+
+// dropRefused closes the tracked connections of peers no longer admitted.
+func (s *streamLayer) dropRefused() int {
+	if s.allowed == nil {
+		return 0
+	}
+	s.mu.Lock()
+	var drop []*trackedConn
+	for c := range s.conns {
+		if !s.allowed(c.peer) {
+			drop = append(drop, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range drop {
+		_ = c.Close()
+	}
+	return len(drop)
 }
 
 // Dial treats address as a peer ID. A zero timeout means no deadline.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if !s.admits(string(address)) {
+		return nil, fmt.Errorf("%w: %s", ErrPeerRefused, address)
+	}
 	ctx := context.Background()
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -97,7 +135,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, fmt.Errorf("consensus: dial %s: %w", address, err)
 	}
-	return s.track(c)
+	return s.track(c, string(address))
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.addr }
@@ -127,8 +165,8 @@ func (s *streamLayer) Close() error {
 // errStreamClosed is returned for connections that arrive after Close.
 var errStreamClosed = errors.New("consensus: raft stream layer closed")
 
-func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
-	tc := &trackedConn{Conn: c, s: s}
+func (s *streamLayer) track(c net.Conn, peer string) (net.Conn, error) {
+	tc := &trackedConn{Conn: c, s: s, peer: peer}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -141,7 +179,8 @@ func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
 
 type trackedConn struct {
 	net.Conn
-	s *streamLayer
+	s    *streamLayer
+	peer string // the peer ID at the other end
 }
 
 func (c *trackedConn) Close() error {

@@ -23,6 +23,7 @@ import (
 //	POST /v1/declarations        submit a signed declaration (body: the COSE envelope, application/cbor)   token
 //	POST /v1/verify              decide a request (JSON VerifyRequest) -> VerifyResponse (receipt.go)       open
 //	GET  /v1/status              node, peers, Raft and graph status                                          open
+//	GET  /v1/admissions          pending admission requests of non-members (consortium.go)                   open
 //	GET  /v1/graph               the agreed graph: authorities, rules, revocations                           open
 //	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head                               open
 //	GET  /v1/declarations/{id}   one agreed declaration's envelope                                           open
@@ -96,6 +97,7 @@ func (n *Node) startAPI() error {
 	mux.HandleFunc("POST /v1/keys/reload", n.auth(n.handleReloadKeys))
 	mux.HandleFunc("POST /v1/verify", n.handleVerify)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /v1/admissions", n.handleAdmissions)
 	mux.HandleFunc("GET /v1/graph", n.handleGraph)
 	mux.HandleFunc("GET /v1/authorities/{ref}", n.handleAuthority)
 	mux.HandleFunc("GET /v1/declarations/{id}", n.handleDeclaration)
@@ -162,6 +164,10 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{err.Error()})
 	case errors.Is(err, ErrConflict):
 		writeJSON(w, http.StatusConflict, apiError{err.Error()})
+	case errors.Is(err, ErrTooManyApplicants):
+		writeJSON(w, http.StatusTooManyRequests, apiError{err.Error()})
+	case errors.Is(err, ErrRefused):
+		writeJSON(w, http.StatusForbidden, apiError{err.Error()})
 	default:
 		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
 	}
@@ -247,6 +253,9 @@ type Status struct {
 	SplitView *SplitViewStatus `json:"split_view,omitempty"`
 	// Equivocations is the evidence of equivocation this node holds.
 	Equivocations []EquivocationStatus `json:"equivocations"`
+	// Consortium is the membership in this replica (consortium.go); absent
+	// before any charter.
+	Consortium *ConsortiumStatus `json:"consortium,omitempty"`
 }
 
 // CheckpointStatus summarises the replica's checkpoint.
@@ -314,6 +323,7 @@ func (n *Node) Status() Status {
 		sv = &SplitViewStatus{Ours: string(ev.A), Theirs: string(ev.B)}
 	}
 	return Status{
+		Consortium:  n.ConsortiumStatus(),
 		Checkpoint:  cs,
 		SplitView:   sv,
 		Authority:   AuthorityRef{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind},

@@ -61,6 +61,10 @@ func (e *APIError) Unwrap() error {
 		return ErrUnknownIssuer
 	case http.StatusConflict:
 		return ErrConflict
+	case http.StatusForbidden:
+		return ErrRefused
+	case http.StatusTooManyRequests:
+		return ErrTooManyApplicants
 	}
 	return nil
 }

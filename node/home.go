@@ -175,8 +175,23 @@ func Init(dir string, o InitOptions) (*Home, error) {
 		}
 		roots[i], pubs[i] = k, k.Public()
 	}
+	identity, err := gossip.GenerateIdentity()
+	if err != nil {
+		return nil, fmt.Errorf("node: init: %w", err)
+	}
+	peerID, err := gossip.PeerIDOf(identity)
+	if err != nil {
+		return nil, fmt.Errorf("node: init: %w", err)
+	}
+	listen := o.Listen
+	if len(listen) == 0 {
+		listen = DefaultListen
+	}
 	// The genesis is signed by the first Threshold keys: a root declaration
 	// of a k-of-n authority needs k signatures, its founding one included.
+	// It declares the node (its peer ID, and its addresses when their ports
+	// are fixed): once a consortium's charter is active, only members'
+	// declared peers may join the Raft transport.
 	gen, err := authority.SignMulti(authority.Declaration{
 		Kind:     authority.KindGenesis,
 		IssuedAt: o.Now.Unix(),
@@ -187,18 +202,11 @@ func Init(dir string, o InitOptions) (*Home, error) {
 			Threshold: uint8(o.Threshold),
 			OIDC:      o.OIDC,
 			X509Roots: o.X509Roots,
+			Nodes:     []authority.NodeRef{{PeerID: peerID, Addrs: declaredAddrs(listen)}},
 		},
 	}, roots[:o.Threshold]...)
 	if err != nil {
 		return nil, fmt.Errorf("node: init: genesis for %q: %w", o.Name, err)
-	}
-	identity, err := gossip.GenerateIdentity()
-	if err != nil {
-		return nil, fmt.Errorf("node: init: %w", err)
-	}
-	peerID, err := gossip.PeerIDOf(identity)
-	if err != nil {
-		return nil, fmt.Errorf("node: init: %w", err)
 	}
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
@@ -216,10 +224,6 @@ func Init(dir string, o InitOptions) (*Home, error) {
 			return nil, fmt.Errorf("node: init: %w", err)
 		}
 		files = append(files, file{rootKeyFile(i), b, 0o600})
-	}
-	listen := o.Listen
-	if len(listen) == 0 {
-		listen = DefaultListen
 	}
 	api := o.API
 	if api == "" {

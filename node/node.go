@@ -110,6 +110,8 @@ type Node struct {
 	wit   witnessState
 	// eq is the evidence of equivocation on its way to Raft (equivocation.go).
 	eq equivocations
+	// cons drives the Raft configuration from the consortium (consortium.go).
+	cons consortiumState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -138,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		prov: newProvisional(),
 		met:  newMetrics(),
 		kick: make(chan struct{}, 1),
+		cons: newConsortiumState(),
 	}
 	n.initEquivocation()
 	n.started = time.Now()
@@ -202,6 +205,7 @@ func (n *Node) start(ctx context.Context) error {
 		SnapshotInterval:  n.cfg.Raft.SnapshotInterval,
 		SnapshotThreshold: n.cfg.Raft.SnapshotThreshold,
 		TrailingLogs:      n.cfg.Raft.TrailingLogs,
+		PeerAllowed:       n.raftPeerAllowed,
 	})
 	if err != nil {
 		return err
@@ -233,7 +237,8 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.membershipLoop()
 	go n.proposeLoop()
 	go n.directoryLoop()
 	go n.witnessLoop()
@@ -381,6 +386,9 @@ func (n *Node) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
 	}
 	n.met.submitted.WithLabelValues("accepted").Inc()
 	res.Status = "accepted"
+	if n.isHeld(sd) {
+		res.Status = "admission-pending" // held until its authority is admitted
+	}
 	if err := n.host.Publish(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
 		// Gossip is the fast path; the proposer still carries it to Raft.
 		n.log.Debug("publish", "id", sd.ID.Short(), "err", err)
@@ -424,6 +432,12 @@ func (n *Node) admit(sd *authority.Signed) error {
 			return fmt.Errorf("%w: pending declaration %s already holds seq %d; both are validly signed: this node keeps the pair as evidence of equivocation and gossips it", ErrConflict, p.ID.Short(), sd.Decl.Seq)
 		}
 		return fmt.Errorf("%w: pending declaration %s already holds seq %d", ErrConflict, p.ID.Short(), sd.Decl.Seq)
+	}
+	if err := n.admissionRoom(sd); err != nil {
+		return err
+	}
+	if err := n.precheckMembership(sd); err != nil {
+		return err
 	}
 	if sd.Decl.Kind == authority.KindRevocation {
 		n.prov.add(sd)
@@ -497,7 +511,7 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 // deliverGossip takes a validated declaration from the mesh.
 func (n *Node) deliverGossip(from string, data []byte) {
 	sd, err := authority.Parse(data)
-	if err != nil || n.store.Has(sd.ID) {
+	if err != nil || n.store.Has(sd.ID) || n.admissionRoom(sd) != nil {
 		return
 	}
 	// A validly signed declaration at a taken position is equivocation.
@@ -535,6 +549,7 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 	n.met.applied.Add(float64(accepted))
 	if accepted > 0 {
 		n.poke()
+		n.pokeMembership()
 	}
 	return errs
 }
@@ -582,18 +597,26 @@ func (n *Node) proposeLoop() {
 func (n *Node) proposeOnce() {
 	now := time.Now()
 	items := n.pool.list()
+	// Admission requests wait, unproposed, until their authority is admitted.
+	held := n.heldAdmissions(items)
 	var todo []*pendingDecl
 	for _, p := range items {
 		if n.store.Has(p.sd.ID) {
 			n.pool.remove(p.sd.ID)
 			continue
 		}
-		if now.Sub(p.added) > pendingTTL {
+		ttl := pendingTTL
+		if held[p.sd.ID] {
+			ttl = admissionTTL
+		}
+		if now.Sub(p.added) > ttl {
 			n.log.Warn("dropping a declaration that stayed pending too long", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String())
 			n.pool.remove(p.sd.ID)
 			continue
 		}
-		todo = append(todo, p)
+		if !held[p.sd.ID] {
+			todo = append(todo, p)
+		}
 	}
 	n.prov.prune(n.store)
 	n.met.pending.Set(float64(len(todo)))
@@ -664,6 +687,8 @@ func (n *Node) proposeBatches(todo []*pendingDecl) {
 				n.pool.remove(p.sd.ID)
 			case errors.Is(e, authority.ErrGap), errors.Is(e, authority.ErrUnknownAuthority):
 				// An earlier declaration is missing: keep it and retry.
+			case errors.Is(e, authority.ErrNotMember) && n.keepNotMember(p.sd):
+				// Its authority is not admitted (yet): an admission request.
 			default:
 				n.log.Warn("the agreed graph refused a declaration", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String(), "err", e)
 				n.pool.remove(p.sd.ID)

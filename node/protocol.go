@@ -56,6 +56,10 @@ type joinResponse struct {
 	Error  string              `cbor:"2,keyasint,omitempty"`
 	Leader string              `cbor:"3,keyasint,omitempty"`
 	Peers  map[string][]string `cbor:"4,keyasint,omitempty"`
+	// Pending: the consortium's charter is active, so the genesis is held
+	// as an admission request until members approve it (consortium.go);
+	// the joiner keeps connected and asks again.
+	Pending bool `cbor:"5,keyasint,omitempty"`
 }
 
 type peersResponse struct {
@@ -257,6 +261,10 @@ func (n *Node) admitJoin(remote string, req joinRequest) joinResponse {
 		return fail("join: %v", err)
 	}
 	_ = n.store.SavePeer(req.PeerID, req.Addrs)
+	if n.charterActive() {
+		// No operator's say-so adds a voter: the graph decides (consortium.go).
+		return n.admitJoinRequest(gen)
+	}
 	if !n.store.Has(gen.ID) {
 		_ = n.admit(gen)
 	}
@@ -334,6 +342,11 @@ func (n *Node) joinLoop(addrs []string) {
 			}
 			var resp joinResponse
 			err = n.call(n.ctx, peer, ProtoJoin, joinRequest{PeerID: n.host.PeerID(), Addrs: n.host.Addrs(), Genesis: gen}, &resp)
+			if err == nil && resp.Pending {
+				// Held as an admission request: wait for the members.
+				n.awaitAdmission(addrs, resp)
+				return
+			}
 			if err == nil && !resp.OK {
 				err = errors.New(resp.Error)
 			}
@@ -402,6 +415,7 @@ func (n *Node) refreshDirectory(round int) {
 			n.mergeBook(resp.Peers)
 		}
 	}
+	n.discoverMembers(connected)
 	servers, err := n.raft.Servers()
 	if err != nil {
 		return

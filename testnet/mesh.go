@@ -41,6 +41,7 @@ type member struct {
 	name string
 	home string
 	peer string // libp2p peer ID; the same across restarts
+	auth authority.ID
 	// listen is where the node last listened (multiaddrs without /p2p/),
 	// so that a restart comes back at the same addresses.
 	listen []string
@@ -176,7 +177,7 @@ func (m *Mesh) start(ctx context.Context, s AuthorityCmd, bootstrap bool, join [
 		return fmt.Errorf("testnet: start %s: %w", s.Name, err)
 	}
 	m.mu.Lock()
-	m.nodes[s.Name] = &member{name: s.Name, home: home, peer: n.PeerID(), listen: listenAddrs(n.Addrs()), n: n}
+	m.nodes[s.Name] = &member{name: s.Name, home: home, peer: n.PeerID(), auth: n.Authority(), listen: listenAddrs(n.Addrs()), n: n}
 	m.order = append(m.order, s.Name)
 	m.mu.Unlock()
 	return nil
@@ -365,12 +366,12 @@ func (m *Mesh) Partitioned() bool {
 	return len(m.cut) > 0
 }
 
-// Reachable returns the running nodes that no partition separates from
-// name (name included when it runs), in start order, with their names.
+// Reachable returns the running nodes of members (see Counted) that no
+// partition separates from name (name included when it runs), in start
+// order, with their names.
 func (m *Mesh) Reachable(name string) ([]string, []*node.Node) {
 	names, nodes := m.Live()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	var rn []string
 	var rs []*node.Node
 	for i, other := range names {
@@ -379,7 +380,8 @@ func (m *Mesh) Reachable(name string) ([]string, []*node.Node) {
 			rs = append(rs, nodes[i])
 		}
 	}
-	return rn, rs
+	m.mu.Unlock()
+	return m.members(rn, rs)
 }
 
 // healConnectTimeout bounds one reconnecting dial of Heal.

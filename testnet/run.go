@@ -120,7 +120,9 @@ type runner struct {
 	// keys are the root sets the runner signs with, for the authorities
 	// that rotated (run_equiv.go); the others sign with their home's keys.
 	keys map[string]rootSets
-	res  Result
+	// founded: the founders' charter is declared (consortium.go).
+	founded bool
+	res     Result
 }
 
 // Run parses nothing: it runs a parsed scenario (src is its text, for the
@@ -245,7 +247,12 @@ func (r *runner) run(ctx context.Context) error {
 			for j < len(steps) && steps[j].Op == "authority" {
 				j++
 			}
-			r.authorities(ctx, steps[i:j])
+			if r.founded {
+				r.lateAuthorities(ctx, steps[i:j])
+			} else {
+				r.authorities(ctx, steps[i:j])
+				j = r.afterAuthorities(ctx, steps, j)
+			}
 			i = j - 1
 			continue
 		}
@@ -509,7 +516,9 @@ func (r *runner) step(ctx context.Context, s Step) {
 		r.printf("  · waited %s\n", c.D)
 
 	default:
-		r.fail(s, "", "the runner does not know op %q", s.Op)
+		if !r.consortiumStep(ctx, s) {
+			r.fail(s, "", "the runner does not know op %q", s.Op)
+		}
 	}
 }
 
@@ -578,7 +587,7 @@ func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
 	var names []string
 	var nodes []*node.Node
 	if c.On == "all" {
-		names, nodes = r.mesh.Live()
+		names, nodes = r.mesh.Counted()
 	} else {
 		n := r.liveNode(s, c.On)
 		if n == nil {
@@ -868,7 +877,7 @@ func (r *runner) expectCheckpointEqual(ctx context.Context, s Step, c *ExpectChe
 	deadline := start.Add(c.Within)
 	var got string
 	for {
-		names, nodes := r.mesh.Live()
+		names, nodes := r.mesh.Counted()
 		seen := map[string][]string{}
 		for i, n := range nodes {
 			cp, err := n.Checkpoint()
@@ -997,7 +1006,7 @@ func (r *runner) expectConverged(ctx context.Context, s Step, c *ExpectConverged
 	start := time.Now()
 	deadline := start.Add(c.Within)
 	for {
-		names, nodes := r.mesh.Live()
+		names, nodes := r.mesh.Counted()
 		if len(nodes) == 0 {
 			r.fail(s, "", "no node is running")
 			return

@@ -795,6 +795,9 @@ type scenarioParser struct {
 	// delegation (from=) may name.
 	holders map[string]bool
 	cur     int // the line being parsed, recorded with definitions
+	// ops are the ops of the lines parsed so far, in order (a charter must
+	// follow the founders' authority lines: consortium.go).
+	ops []string
 }
 
 func (p *scenarioParser) resolve(r *symRef, label, v string) error {
@@ -1022,6 +1025,7 @@ func (p *scenarioParser) parseLine(n int, raw string) (*Step, error) {
 			p.define(ks.defines, t.val)
 		}
 	}
+	p.ops = append(p.ops, spec.op)
 	return &Step{Line: n, Text: textPart, Op: spec.op, Cmd: cmd}, nil
 }
 

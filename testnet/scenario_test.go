@@ -403,6 +403,12 @@ wait DUR
 rotate AUTH [keys=N] [threshold=K]
 equivocate AUTH
 expect-evidence AUTH [on=all|NODE] [within=DUR]
+charter threshold=K [voters=A,B,...] [admit-voters=yes|no]
+join NAME [kind=KIND]
+approve AUTH NAME
+approve-removal AUTH NAME
+leave NAME
+expect-member NAME [on=all|NODE] [within=DUR] [status=member|pending|removed]
 `
 	if got := Usage(); got != want {
 		t.Errorf("Usage() =\n%s\nwant\n%s", got, want)
@@ -650,6 +656,7 @@ func TestEveryFormFixture(t *testing.T) {
 		{4, "authority aws kind=aws", "authority", &AuthorityCmd{Name: "aws", Kind: "aws"}},
 		{5, "authority\tpki", "authority", &AuthorityCmd{Name: "pki"}},
 		{6, "authority edge-1.site_a kind=sovereign", "authority", &AuthorityCmd{Name: "edge-1.site_a", Kind: "sovereign"}},
+		{7, "charter threshold=2 voters=aws,pki admit-voters=no", "charter", &CharterCmd{Threshold: 2, Voters: []string{"aws", "pki"}, NoAdmitVoters: true}},
 		{8, `federate pki accepts aws subjects="role/*" resources=db/* actions=read`, "federate",
 			&FederateCmd{Target: "pki", Source: "aws", Subjects: "role/*", Resources: "db/*", Actions: read}},
 		{9, `federate pki accepts aws actions=read,write resources="vault/# not a comment" subjects=* until=36h as=aws-to-pki`, "federate",
@@ -720,6 +727,12 @@ func TestEveryFormFixture(t *testing.T) {
 			&CredentialCmd{Name: "erin", Issuer: "oidc-q", Subject: "role/erin", SignedBy: SignedByOld, Signatures: 2}},
 		{50, "equivocate aws", "equivocate", &EquivocateCmd{Auth: "aws"}},
 		{51, "expect-evidence aws on=pki within=5s", "expect-evidence", &ExpectEvidenceCmd{Auth: "aws", On: "pki", Within: 5 * time.Second}},
+		{52, "join newco kind=oidc", "join", &JoinCmd{Name: "newco", Kind: "oidc"}},
+		{53, "approve aws newco", "approve", &MemberActCmd{Auth: "aws", Name: "newco"}},
+		{54, "approve-removal pki edge-1.site_a", "approve-removal", &MemberActCmd{Auth: "pki", Name: "edge-1.site_a", Remove: true}},
+		{55, "leave newco", "leave", &LeaveCmd{Name: "newco"}},
+		{56, "expect-member newco on=aws within=5s status=removed", "expect-member", &ExpectMemberCmd{Name: "newco", On: "aws", Within: 5 * time.Second, Status: "removed"}},
+		{57, "expect-member edge-1.site_a", "expect-member", &ExpectMemberCmd{Name: "edge-1.site_a", On: "all", Within: defaultMemberWithin, Status: "member"}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))

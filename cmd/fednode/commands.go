@@ -143,6 +143,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			declareNodes(ctx, n, logger) // join.go
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "fednode %s running\n", n.Home().Config.Name)
 			fmt.Fprintf(out, "authority %s\n", n.Authority())
@@ -762,6 +763,9 @@ func statusCmd() *cobra.Command {
 			fmt.Fprintf(out, "raft      %s, term %d, applied %d, leader %s, %d voters\n", st.Raft.State, st.Raft.Term, st.Raft.AppliedIndex, st.Raft.Leader, len(st.Raft.Voters))
 			fmt.Fprintf(out, "graph     version %d, %d authorities, age %s, %d pending\n", st.Graph.Version, st.Graph.Authorities, time.Duration(st.Graph.AgeMS)*time.Millisecond, st.Pending)
 			fmt.Fprintf(out, "peers     %d connected\ntopics    %s\n", len(st.Peers), strings.Join(st.Topics, ", "))
+			if cs := st.Consortium; cs != nil {
+				fmt.Fprintf(out, "consortium %d members, %d removed, %d pending admissions, charter %s (active %v)\n", len(cs.Members), len(cs.Removed), len(cs.Pending), cs.Charter.Short(), cs.Active)
+			}
 			return nil
 		},
 	}
