@@ -73,6 +73,9 @@ type graphState struct {
 	log          *tlog.Appender
 	applied      uint64
 	needsRestore bool
+	// synced: the graph came from sync (sync.go), not from Raft.
+	// Invariant: synced implies applied == 0.
+	synced bool
 }
 
 func declKey(id authority.ID) []byte { return append([]byte{prefixDecl}, id[:]...) }
@@ -107,7 +110,7 @@ func (s *Store) loadGraph() error {
 	g := authority.NewGraph()
 	var app *tlog.Appender
 	var applied uint64
-	restoring := false
+	restoring, synced := false, false
 	err := s.db.View(func(txn *badger.Txn) error {
 		if _, err := txn.Get(keyRestoring); err == nil {
 			restoring = true
@@ -125,6 +128,10 @@ func (s *Store) loadGraph() error {
 			}
 			applied = binary.BigEndian.Uint64(v)
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		var err error
+		if synced, err = s.loadSynced(txn); err != nil {
 			return err
 		}
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixOrder}})
@@ -159,7 +166,6 @@ func (s *Store) loadGraph() error {
 			g.ApplyVerified(sd)
 			want++
 		}
-		var err error
 		app, err = loadAppender(txn, g.Version())
 		return err
 	})
@@ -175,14 +181,14 @@ func (s *Store) loadGraph() error {
 		if err := s.dropGraphData(); err != nil {
 			return fmt.Errorf("chainstore: load graph: clear an interrupted restore: %w", err)
 		}
-		g, applied = authority.NewGraph(), 0
+		g, applied, synced = authority.NewGraph(), 0, false
 	}
 	if app == nil || restoring {
 		if app, err = tlog.NewAppender(0, nil); err != nil {
 			return err
 		}
 	}
-	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore = g, app, applied, restoring
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.synced = g, app, applied, restoring, synced
 	return nil
 }
 
@@ -260,6 +266,12 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	defer s.life.RUnlock()
 	if index <= s.gs.applied {
 		return results
+	}
+	if s.gs.synced {
+		// Raft feeds this store from now on (sync.go).
+		if err := s.dropSyncedLocked(); err != nil {
+			panic(fmt.Sprintf("chainstore: apply index %d: clear the synced graph: %v", index, err))
+		}
 	}
 	g := s.gs.g
 	var accepted []*authority.Signed
@@ -629,6 +641,6 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
 		return fmt.Errorf("chainstore: restore: unmark: %w", err)
 	}
-	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore = g, app, applied, false
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.synced = g, app, applied, false, false
 	return nil
 }

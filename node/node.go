@@ -51,6 +51,10 @@ type Config struct {
 	Clock func() time.Time
 	// Raft tunes consensus; zero fields take consensus's defaults.
 	Raft RaftTuning
+	// SyncInterval is the mean period of anti-entropy rounds with a random
+	// peer (each wait is drawn from half to one and a half of it); zero:
+	// 20 s. Rounds also run on every new connection (sync.go).
+	SyncInterval time.Duration
 }
 
 // RaftTuning carries the Raft settings an operator or a test may change.
@@ -108,6 +112,7 @@ type Node struct {
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
 	wit   witnessState
+	syn   syncState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -162,7 +167,7 @@ func (n *Node) start(ctx context.Context) error {
 		Logger:      n.log,
 		Validate:    n.validateGossip,
 		Deliver:     n.deliverGossip,
-		OnConnect:   func(string) { n.poke() },
+		OnConnect:   func(p string) { n.poke(); n.syncOnConnect(p) },
 		Topics: []gossip.TopicConfig{{
 			Name:     gossip.CheckpointsTopic,
 			MaxSize:  maxCheckpointNote,
@@ -229,7 +234,8 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.syncLoop()
 	go n.proposeLoop()
 	go n.directoryLoop()
 	go n.witnessLoop()
