@@ -155,7 +155,11 @@ type syncState struct {
 	// tamper, if set, alters each page this node serves: fault injection
 	// for tests of a hostile responder.
 	tamper atomic.Pointer[func(*syncResponse)]
+	pages  atomic.Int64 // responses read, for SyncPagesRead
 }
+
+// SyncPagesRead is how many sync pages this node has read since it started.
+func (n *Node) SyncPagesRead() int { return int(n.syn.pages.Load()) }
 
 func (s *syncState) queue() chan string {
 	s.once.Do(func() { s.q = make(chan string, 64) })
@@ -239,6 +243,7 @@ func (n *Node) SyncWith(ctx context.Context, peer string) (SyncStats, error) {
 			return st, err
 		}
 		st.Pages++
+		n.syn.pages.Add(1)
 		if resp.Error != "" {
 			n.met.syncRounds.WithLabelValues("error").Inc()
 			return st, fmt.Errorf("%w: %s: %s", ErrSyncPeer, peer, resp.Error)
