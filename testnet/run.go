@@ -117,7 +117,10 @@ type runner struct {
 	// declared lists what the scenario has submitted, so a bundle can wait
 	// until its node has agreed all of it.
 	declared []authority.ID
-	res      Result
+	// acked lists every declaration a node acknowledged (accepted) during
+	// bursts; expect-converged checks each is agreed everywhere (faults.go).
+	acked []authority.ID
+	res   Result
 }
 
 // Run parses nothing: it runs a parsed scenario (src is its text, for the
@@ -487,6 +490,9 @@ func (r *runner) step(ctx context.Context, s Step) {
 		}
 		r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.Node, Got: fmt.Sprintf("caught up at graph version %d", version), ElapsedMS: time.Since(start).Milliseconds()})
 		r.printf("  ✓ node %s restarted from its home and caught up to graph version %d in %d ms\n", c.Node, version, time.Since(start).Milliseconds())
+
+	case *RaftCmd:
+		r.raftStep(s, c)
 
 	case *WaitCmd:
 		select {
@@ -932,17 +938,22 @@ func (r *runner) burst(ctx context.Context, s Step, c *BurstCmd) {
 		go func() {
 			defer wg.Done()
 			for sd := range next {
-				if _, err := n.Submit(ctx, sd.Raw); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("submit seq %d: %w", sd.Decl.Seq, err)
-					}
-					mu.Unlock()
+				res, err := n.Submit(ctx, sd.Raw)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("submit seq %d: %w", sd.Decl.Seq, err)
 				}
+				if err == nil && res.Status == "accepted" {
+					r.ack(sd.ID)
+				}
+				mu.Unlock()
 			}
 		}()
 	}
-	for _, sd := range sds {
+	for i, sd := range sds {
+		if c.Kill != "" && i == len(sds)/2 {
+			r.killDuringBurst(s, c)
+		}
 		next <- sd
 	}
 	close(next)
@@ -998,6 +1009,10 @@ func (r *runner) expectConverged(ctx context.Context, s Step, c *ExpectConverged
 				}
 			}
 			seen[key] = append(seen[key], names[i])
+		}
+		missing := r.missingAcked(names, nodes)
+		if len(seen) == 1 && len(missing) > 0 {
+			seen["missing acknowledged: "+joinNonEmpty(missing)] = nil
 		}
 		if len(seen) == 1 {
 			var got string

@@ -209,6 +209,8 @@ type ExpectOfflineCmd struct {
 // ExpectConvergedCmd is `expect-converged [within=DUR]`: every live node
 // has the same graph version and the same content (the same
 // transparency-log root at that version).
+// It also checks that every declaration any node acknowledged during
+// the scenario (submissions and bursts) is agreed at every live node.
 type ExpectConvergedCmd struct {
 	Within time.Duration // 0 = check once. Invariant: >= 0.
 }
@@ -218,6 +220,9 @@ type ExpectConvergedCmd struct {
 type BurstCmd struct {
 	Auth string
 	N    int // Invariant: 1 <= N <= MaxBurst.
+	// Kill, if set (kill=NODE), is a node killed once half the burst is
+	// submitted (faults.go). Invariant: Kill != Auth.
+	Kill string
 }
 
 // MaxBurst bounds burst's N: each declaration is signed and held in memory
@@ -256,7 +261,7 @@ type WaitCmd struct {
 //	federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
 //	credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
 //	revoke AUTH NAME
-//	burst AUTH N
+//	burst AUTH N [kill=NODE]
 //	expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 //	bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 //	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
@@ -267,6 +272,7 @@ type WaitCmd struct {
 //	partition NODE[,NODE...] [from NODE[,NODE...]]
 //	heal
 //	wait DUR
+//	raft [snapshot-threshold=N] [trailing-logs=M] [snapshot-interval=DUR]   (before the first authority)
 //
 // Usage returns the exact list. Words in brackets are optional (from and
 // its list go together); NODE[,NODE...] is a comma-separated list of names
@@ -514,8 +520,13 @@ var opTable = []*opSpec{
 			{label: "AUTH", parse: nameValue, ref: refAuthority},
 			{label: "N", parse: countValue(MaxBurst)},
 		},
+		keys: []keySpec{{name: "kill", meta: "NODE", parse: nameValue, ref: refAuthority}},
 		build: func(a *stepArgs) (any, error) {
-			return &BurstCmd{Auth: posVal[string](a, 0), N: posVal[int](a, 1)}, nil
+			c := &BurstCmd{Auth: posVal[string](a, 0), N: posVal[int](a, 1), Kill: keyVal[string](a, "kill")}
+			if c.Kill == c.Auth {
+				return nil, fmt.Errorf("kill=%s is the burst's own node: kill another", c.Kill)
+			}
+			return c, nil
 		},
 	},
 	{

@@ -28,6 +28,7 @@ var scenarioCmdTypes = map[string]reflect.Type{
 	"partition":               reflect.TypeFor[*PartitionCmd](),
 	"heal":                    reflect.TypeFor[*HealCmd](),
 	"wait":                    reflect.TypeFor[*WaitCmd](),
+	"raft":                    reflect.TypeFor[*RaftCmd](),
 }
 
 // FuzzParse checks that Parse never panics, that a successful parse obeys

@@ -293,7 +293,9 @@ func TestParseErrors(t *testing.T) {
 		{"partition spaces", "authority a\nauthority b\npartition a, b", 3, []string{`"" is not a name`}},
 		{"partition key", "authority a\npartition a within=1s", 2, []string{"partition takes no keys"}},
 		{"heal args", "heal now", 1, []string{`heal: unexpected argument "now"`}},
-		{"burst no count", "authority a\nburst a", 2, []string{"burst: missing N", "(want: burst AUTH N)"}},
+		{"burst no count", "authority a\nburst a", 2, []string{"burst: missing N", "(want: burst AUTH N [kill=NODE])"}},
+		{"burst kills its own node", "authority a\nauthority b\nburst a 3 kill=a", 3, []string{"kill=a is the burst's own node"}},
+		{"raft after an authority", "authority a\nraft snapshot-threshold=8", 2, []string{"raft must come before the first authority line"}},
 		{"burst zero", "authority a\nburst a 0", 2, []string{`bad N "0": must be from 1 to 10000`}},
 		{"burst too many", "authority a\nburst a 10001", 2, []string{"must be from 1 to 10000, got 10001"}},
 		{"burst not a number", "authority a\nburst a 1e3", 2, []string{`bad N "1e3": must be a whole number`}},
@@ -389,7 +391,7 @@ func TestUsage(t *testing.T) {
 federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
 credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED]
 revoke AUTH NAME
-burst AUTH N
+burst AUTH N [kill=NODE]
 expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
@@ -400,6 +402,7 @@ restart NODE
 partition NODE[,NODE...] [from NODE[,NODE...]]
 heal
 wait DUR
+raft [snapshot-threshold=N] [trailing-logs=M] [snapshot-interval=DUR]
 `
 	if got := Usage(); got != want {
 		t.Errorf("Usage() =\n%s\nwant\n%s", got, want)
@@ -644,6 +647,7 @@ func TestEveryFormFixture(t *testing.T) {
 	all := []string{"*"}
 	read := []string{"read"}
 	want := []Step{
+		{3, "raft snapshot-threshold=8 trailing-logs=4 snapshot-interval=200ms", "raft", &RaftCmd{SnapshotThreshold: 8, TrailingLogs: 4, SnapshotInterval: 200 * time.Millisecond}},
 		{4, "authority aws kind=aws", "authority", &AuthorityCmd{Name: "aws", Kind: "aws"}},
 		{5, "authority\tpki", "authority", &AuthorityCmd{Name: "pki"}},
 		{6, "authority edge-1.site_a kind=sovereign", "authority", &AuthorityCmd{Name: "edge-1.site_a", Kind: "sovereign"}},
@@ -712,6 +716,7 @@ func TestEveryFormFixture(t *testing.T) {
 			&ExpectCmd{Allow: true, JWT: "ext/alice.jwt", At: "pki", Resource: "db/orders", Action: "read", On: "all"}},
 		{47, "expect deny x509=ext/chain.pem at=pki resource=db/orders action=write reason=no-rule", "expect",
 			&ExpectCmd{X509: "ext/chain.pem", At: "pki", Resource: "db/orders", Action: "write", Reason: "no-rule", On: "all"}},
+		{48, "burst pki 4 kill=aws", "burst", &BurstCmd{Auth: "pki", N: 4, Kill: "aws"}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))
