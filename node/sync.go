@@ -225,22 +225,15 @@ func (n *Node) SyncWith(ctx context.Context, peer string) (SyncStats, error) {
 	n.syn.mu.Lock()
 	defer n.syn.mu.Unlock()
 	var st SyncStats
-	after := n.store.Version()
+	// The next page is fetched while this one is checked and applied: the
+	// peer reads and signs, and the wire carries, while this node verifies.
+	next := n.fetchSync(ctx, peer, n.store.Version())
 	for st.Pages < maxSyncPages {
-		observer := !n.isServer(n.host.PeerID())
-		if observer && !n.store.Synced() && n.store.AppliedIndex() > 0 {
-			// Raft applied here before (a member that was removed, or a
-			// restart before the configuration is known): only Raft feeds it.
-			observer = false
-		}
-		if observer {
-			after = n.store.Version()
-		}
-		req := syncRequest{Version: n.store.Version(), Heads: n.syncHeads(), After: after}
-		var resp syncResponse
-		if err := n.callSync(ctx, peer, req, &resp); err != nil {
+		f := <-next
+		req, resp := f.req, f.resp
+		if f.err != nil {
 			n.met.syncRounds.WithLabelValues("error").Inc()
-			return st, err
+			return st, f.err
 		}
 		st.Pages++
 		n.syn.pages.Add(1)
@@ -252,8 +245,15 @@ func (n *Node) SyncWith(ctx context.Context, peer string) (SyncStats, error) {
 			n.met.syncRounds.WithLabelValues("error").Inc()
 			return st, fmt.Errorf("%w: %s answered from version %d with %d+%d declarations to a request after %d", ErrSyncPeer, peer, resp.From, len(resp.Agreed), len(resp.Pending), req.After)
 		}
+		if resp.More && len(resp.Agreed) == 0 && len(resp.Pending) == 0 {
+			n.met.syncRounds.WithLabelValues("error").Inc()
+			return st, fmt.Errorf("%w: %s said more but sent nothing", ErrSyncPeer, peer)
+		}
+		if resp.More && len(resp.Agreed) > 0 {
+			next = n.fetchSync(ctx, peer, resp.From+uint64(len(resp.Agreed)))
+		}
 		if len(resp.Agreed) > 0 {
-			if observer {
+			if n.observer() {
 				if err := n.applySyncedPage(resp); err != nil {
 					n.met.syncRefusedPages.Inc()
 					n.met.syncRounds.WithLabelValues("refused").Inc()
@@ -274,16 +274,47 @@ func (n *Node) SyncWith(ctx context.Context, peer string) (SyncStats, error) {
 			st.Pooled += pooled
 			st.Refused += refused
 		}
-		after = resp.From + uint64(len(resp.Agreed))
 		if !resp.More {
 			break
 		}
-		if len(resp.Agreed) == 0 && len(resp.Pending) == 0 {
-			return st, fmt.Errorf("%w: %s said more but sent nothing", ErrSyncPeer, peer)
+		if len(resp.Agreed) == 0 {
+			// More pending: ask again with the heads this page advanced.
+			next = n.fetchSync(ctx, peer, resp.From)
 		}
 	}
 	n.met.syncRounds.WithLabelValues("ok").Inc()
 	return st, nil
+}
+
+// observer reports whether this node takes agreed declarations from sync
+// (it is outside the Raft configuration, and Raft never fed its store).
+func (n *Node) observer() bool {
+	if n.isServer(n.host.PeerID()) {
+		return false
+	}
+	// Raft applied here before (a member that was removed, or a restart
+	// before the configuration is known): only Raft feeds it.
+	return n.store.Synced() || n.store.AppliedIndex() == 0
+}
+
+// fetched is one sync page, or why it could not be had.
+type fetched struct {
+	req  syncRequest
+	resp syncResponse
+	err  error
+}
+
+// fetchSync asks peer for the page after the given version, in the
+// background; the channel yields exactly one result.
+func (n *Node) fetchSync(ctx context.Context, peer string, after uint64) <-chan fetched {
+	ch := make(chan fetched, 1)
+	req := syncRequest{Version: n.store.Version(), Heads: n.syncHeads(), After: after}
+	go func() {
+		var resp syncResponse
+		err := n.callSync(ctx, peer, req, &resp)
+		ch <- fetched{req: req, resp: resp, err: err}
+	}()
+	return ch
 }
 
 func (n *Node) callSync(ctx context.Context, peer string, req syncRequest, resp *syncResponse) error {
