@@ -76,6 +76,8 @@ type graphState struct {
 	// synced: the graph came from sync (sync.go), not from Raft.
 	// Invariant: synced implies applied == 0.
 	synced bool
+	// restores counts the snapshots restored since Open (sync.go).
+	restores uint64
 }
 
 func declKey(id authority.ID) []byte { return append([]byte{prefixDecl}, id[:]...) }
@@ -642,5 +644,6 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("chainstore: restore: unmark: %w", err)
 	}
 	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.synced = g, app, applied, false, false
+	s.gs.restores++
 	return nil
 }

@@ -133,6 +133,14 @@ func (s *Store) ApplySynced(from uint64, envelopes [][]byte, check SyncCheck) er
 	return nil
 }
 
+// Restores is how many Raft snapshots this store has restored since Open:
+// a node that was away past log compaction catches up by one.
+func (s *Store) Restores() uint64 {
+	s.gs.mu.RLock()
+	defer s.gs.mu.RUnlock()
+	return s.gs.restores
+}
+
 // Synced reports whether the graph came from sync rather than Raft.
 func (s *Store) Synced() bool {
 	s.gs.mu.RLock()

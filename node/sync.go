@@ -158,6 +158,10 @@ type syncState struct {
 	pages  atomic.Int64 // responses read, for SyncPagesRead
 }
 
+// SnapshotsRestored is how many Raft snapshots this node's store has
+// installed since it started (a node back from past log compaction).
+func (n *Node) SnapshotsRestored() uint64 { return n.store.Restores() }
+
 // SyncPagesRead is how many sync pages this node has read since it started.
 func (n *Node) SyncPagesRead() int { return int(n.syn.pages.Load()) }
 

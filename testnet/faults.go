@@ -7,6 +7,7 @@ package testnet
 // (202, accepted) is agreed at every live node.
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -129,3 +130,22 @@ func (r *runner) killDuringBurst(s Step, c *BurstCmd) {
 }
 
 func joinNonEmpty(parts []string) string { return strings.Join(parts, "; ") }
+
+// waitSnapshot waits until a restarted node has installed a Raft snapshot:
+// restart NODE snapshot=yes says the node was away past log compaction.
+func (r *runner) waitSnapshot(ctx context.Context, name string) error {
+	n := r.mesh.Node(name)
+	deadline := time.Now().Add(catchUpTimeout)
+	for n.SnapshotsRestored() == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s caught up without installing a snapshot in %s: was it away past log compaction? (raft snapshot-threshold= and trailing-logs= set how soon the log compacts)", name, catchUpTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+	r.printf("  · %s installed a Raft snapshot from the leader (%d so far)\n", name, n.SnapshotsRestored())
+	return nil
+}

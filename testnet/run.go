@@ -484,6 +484,9 @@ func (r *runner) step(ctx context.Context, s Step) {
 			return
 		}
 		version, err := r.waitCaughtUp(ctx, c.Node)
+		if err == nil && c.Snapshot {
+			err = r.waitSnapshot(ctx, c.Node)
+		}
 		if err != nil {
 			r.fail(s, c.Node, "%v", err)
 			return

@@ -243,8 +243,13 @@ type HealCmd struct{}
 // KillCmd is `kill NODE`.
 type KillCmd struct{ Node string }
 
-// RestartCmd is `restart NODE`.
-type RestartCmd struct{ Node string }
+// RestartCmd is `restart NODE [snapshot=yes]`. With snapshot=yes the
+// node must catch up by installing a Raft snapshot (it was away past log
+// compaction), and the step fails if it does not.
+type RestartCmd struct {
+	Node     string
+	Snapshot bool
+}
 
 // WaitCmd is `wait DUR`.
 type WaitCmd struct {
@@ -268,7 +273,7 @@ type WaitCmd struct {
 //	expect-checkpoint-equal [within=DUR]
 //	expect-converged [within=DUR]
 //	kill NODE
-//	restart NODE
+//	restart NODE [snapshot=yes]
 //	partition NODE[,NODE...] [from NODE[,NODE...]]
 //	heal
 //	wait DUR
@@ -627,10 +632,11 @@ var opTable = []*opSpec{
 		},
 	},
 	{
-		op:  "restart",
-		pos: []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
+		op:   "restart",
+		pos:  []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
+		keys: []keySpec{{name: "snapshot", meta: "yes", parse: yesNoValue}},
 		build: func(a *stepArgs) (any, error) {
-			return &RestartCmd{Node: posVal[string](a, 0)}, nil
+			return &RestartCmd{Node: posVal[string](a, 0), Snapshot: keyVal[bool](a, "snapshot")}, nil
 		},
 	},
 	{

@@ -398,7 +398,7 @@ expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=C
 expect-checkpoint-equal [within=DUR]
 expect-converged [within=DUR]
 kill NODE
-restart NODE
+restart NODE [snapshot=yes]
 partition NODE[,NODE...] [from NODE[,NODE...]]
 heal
 wait DUR
@@ -717,6 +717,7 @@ func TestEveryFormFixture(t *testing.T) {
 		{47, "expect deny x509=ext/chain.pem at=pki resource=db/orders action=write reason=no-rule", "expect",
 			&ExpectCmd{X509: "ext/chain.pem", At: "pki", Resource: "db/orders", Action: "write", Reason: "no-rule", On: "all"}},
 		{48, "burst pki 4 kill=aws", "burst", &BurstCmd{Auth: "pki", N: 4, Kill: "aws"}},
+		{49, "restart edge-1.site_a snapshot=yes", "restart", &RestartCmd{Node: "edge-1.site_a", Snapshot: true}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))
