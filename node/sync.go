@@ -55,6 +55,9 @@ const (
 	// maxSyncPages bounds the pages of one round, so that a peer that
 	// always says "more" cannot hold the requester forever.
 	maxSyncPages = 4096
+	// maxSyncServing bounds the pages this node builds at once for its
+	// peers; a request beyond it is answered "busy" at once.
+	maxSyncServing = 4
 	// defaultSyncInterval is the mean period of the timer round; each wait
 	// is drawn uniformly from half to one and a half of it (10-30 s).
 	defaultSyncInterval = 20 * time.Second
@@ -150,8 +153,9 @@ func readSyncFrame(r io.Reader, v any) error {
 // syncState is what anti-entropy keeps. The zero value is ready.
 type syncState struct {
 	once sync.Once
-	q    chan string // peers to sync with now (on connect)
-	mu   sync.Mutex  // serialises rounds
+	q    chan string   // peers to sync with now (on connect)
+	busy chan struct{} // one token per page being built for a peer
+	mu   sync.Mutex    // serialises rounds
 	// tamper, if set, alters each page this node serves: fault injection
 	// for tests of a hostile responder.
 	tamper atomic.Pointer[func(*syncResponse)]
@@ -166,9 +170,27 @@ func (n *Node) SnapshotsRestored() uint64 { return n.store.Restores() }
 func (n *Node) SyncPagesRead() int { return int(n.syn.pages.Load()) }
 
 func (s *syncState) queue() chan string {
-	s.once.Do(func() { s.q = make(chan string, 64) })
+	s.once.Do(s.init)
 	return s.q
 }
+
+func (s *syncState) init() {
+	s.q, s.busy = make(chan string, 64), make(chan struct{}, maxSyncServing)
+}
+
+// serving takes a token to build a page; false when maxSyncServing are
+// being built already.
+func (s *syncState) serving() bool {
+	s.once.Do(s.init)
+	select {
+	case s.busy <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *syncState) served() { <-s.busy }
 
 // syncOnConnect asks the sync loop to pull from a newly connected peer.
 func (n *Node) syncOnConnect(peer string) {
@@ -390,7 +412,12 @@ func (n *Node) handleSync(remote string, c net.Conn) {
 		n.log.Debug("sync: bad request", "from", remote, "err", err)
 		return
 	}
+	if !n.syn.serving() {
+		_ = writeFrameMax(c, syncResponse{From: req.After, Version: n.store.Version(), Error: "sync: busy serving other peers; retry later"}, maxSyncFrame)
+		return
+	}
 	resp := n.syncPage(req)
+	n.syn.served()
 	if f := n.syn.tamper.Load(); f != nil {
 		(*f)(&resp)
 	}
