@@ -354,6 +354,7 @@ func (r *runner) step(ctx context.Context, s Step) {
 			d.Kind, d.Rule = authority.KindRule, &rule
 		})
 		if err == nil {
+			r.ack(sd.ID) // acknowledged: it must reach every node, whatever this step says
 			err = r.waitAgreed(ctx, c.Target, sd.ID)
 		}
 		if err != nil {
