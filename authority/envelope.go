@@ -46,6 +46,9 @@ type Signed struct {
 	payload []byte
 	sign1   *cose.Sign1Message // set for a COSE_Sign1
 	multi   *cose.SignMessage  // set for a COSE_Sign
+	// pre[i], when set, is the key signature i verified under in
+	// PreVerify (preverify.go); written only before s is shared.
+	pre []PublicKey
 }
 
 // Signature is what an envelope says of one of its signatures: the
@@ -256,9 +259,12 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 			return nil, fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, sig.Alg, sig.KeyID, k.Alg)
 		}
 		var err error
-		if s.multi != nil {
+		switch {
+		case s.preVerified(i, k):
+			// PreVerify checked this very signature under this very key.
+		case s.multi != nil:
 			err = s.multi.Signatures[i].Verify(verifier{k}, emptyProtected, s.payload, nil)
-		} else {
+		default:
 			err = s.sign1.Verify(nil, verifier{k})
 		}
 		if err != nil {

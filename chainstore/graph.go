@@ -76,6 +76,11 @@ type graphState struct {
 	needsRestore bool
 	// ev is the evidence of equivocation persisted (evidence.go).
 	ev evidenceState
+	// synced: the graph came from sync (sync.go), not from Raft.
+	// Invariant: synced implies applied == 0.
+	synced bool
+	// restores counts the snapshots restored since Open (sync.go).
+	restores uint64
 }
 
 func declKey(id authority.ID) []byte { return append([]byte{prefixDecl}, id[:]...) }
@@ -110,7 +115,7 @@ func (s *Store) loadGraph() error {
 	g := authority.NewGraph()
 	var app *tlog.Appender
 	var applied uint64
-	restoring := false
+	restoring, synced := false, false
 	var evr evidenceReplay
 	err := s.db.View(func(txn *badger.Txn) error {
 		if _, err := txn.Get(keyRestoring); err == nil {
@@ -133,6 +138,9 @@ func (s *Store) loadGraph() error {
 		}
 		var err error
 		if evr.recs, err = readEvidence(txn); err != nil {
+			return err
+		}
+		if synced, err = s.loadSynced(txn); err != nil {
 			return err
 		}
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixOrder}})
@@ -189,14 +197,14 @@ func (s *Store) loadGraph() error {
 		if err := s.dropGraphData(); err != nil {
 			return fmt.Errorf("chainstore: load graph: clear an interrupted restore: %w", err)
 		}
-		g, applied, evr.state = authority.NewGraph(), 0, evidenceState{}
+		g, applied, evr.state, synced = authority.NewGraph(), 0, evidenceState{}, false
 	}
 	if app == nil || restoring {
 		if app, err = tlog.NewAppender(0, nil); err != nil {
 			return err
 		}
 	}
-	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.ev = g, app, applied, restoring, evr.state
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.ev, s.gs.synced = g, app, applied, restoring, evr.state, synced
 	return nil
 }
 
@@ -274,6 +282,12 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	defer s.life.RUnlock()
 	if index <= s.gs.applied {
 		return results
+	}
+	if s.gs.synced {
+		// Raft feeds this store from now on (sync.go).
+		if err := s.dropSyncedLocked(); err != nil {
+			panic(fmt.Sprintf("chainstore: apply index %d: clear the synced graph: %v", index, err))
+		}
 	}
 	g := s.gs.g
 	var accepted []*authority.Signed
@@ -690,6 +704,7 @@ func (s *Store) Restore(r io.Reader) error {
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
 		return fmt.Errorf("chainstore: restore: unmark: %w", err)
 	}
-	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.ev = g, app, applied, false, evr.state
+	s.gs.g, s.gs.log, s.gs.applied, s.gs.needsRestore, s.gs.ev, s.gs.synced = g, app, applied, false, evr.state, false
+	s.gs.restores++
 	return nil
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	pending      prometheus.Gauge
 	splitView    prometheus.Gauge
 	version      prometheus.GaugeFunc
+	syncMetrics
 }
 
 func newMetrics() *metrics {
@@ -42,6 +43,7 @@ func newMetrics() *metrics {
 	m.splitView = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "fednode_split_view", Help: "1 once this node has seen two checkpoints of one log size with different roots.",
 	})
+	m.syncMetrics = newSyncMetrics(m.reg)
 	m.reg.MustRegister(m.submitted, m.gossip, m.decisions, m.applied, m.applyRefused, m.pending, m.splitView,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

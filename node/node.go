@@ -51,6 +51,10 @@ type Config struct {
 	Clock func() time.Time
 	// Raft tunes consensus; zero fields take consensus's defaults.
 	Raft RaftTuning
+	// SyncInterval is the mean period of anti-entropy rounds with a random
+	// peer (each wait is drawn from half to one and a half of it); zero:
+	// 20 s. Rounds also run on every new connection (sync.go).
+	SyncInterval time.Duration
 }
 
 // RaftTuning carries the Raft settings an operator or a test may change.
@@ -112,6 +116,7 @@ type Node struct {
 	eq equivocations
 	// cons drives the Raft configuration from the consortium (consortium.go).
 	cons consortiumState
+	syn  syncState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -168,7 +173,7 @@ func (n *Node) start(ctx context.Context) error {
 		Logger:      n.log,
 		Validate:    n.validateGossip,
 		Deliver:     n.deliverGossip,
-		OnConnect:   func(string) { n.poke() },
+		OnConnect:   func(p string) { n.poke(); n.syncOnConnect(p) },
 		Topics: []gossip.TopicConfig{{
 			Name:     gossip.CheckpointsTopic,
 			MaxSize:  maxCheckpointNote,
@@ -239,6 +244,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.wg.Add(5)
 	go n.membershipLoop()
+	go n.syncLoop()
 	go n.proposeLoop()
 	go n.directoryLoop()
 	go n.witnessLoop()

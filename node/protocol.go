@@ -179,6 +179,9 @@ func (n *Node) serveProtocols() error {
 	if err := n.serve(ProtoCosign, n.handleCosign); err != nil {
 		return err
 	}
+	if err := n.serve(ProtoSync, n.handleSync); err != nil {
+		return err
+	}
 	return n.serve(ProtoPeers, n.handlePeers)
 }
 

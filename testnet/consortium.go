@@ -22,7 +22,7 @@ import (
 //	leave NAME
 //	expect-member NAME [on=all|NODE] [within=DUR] [status=member|pending|removed]
 //
-// The authority lines before any other line are the founders. Once they
+// The authority lines before any other line (but raft settings) are the founders. Once they
 // run, the first founder declares a charter naming them all and the others
 // ratify it: by default every founder votes, admitted members vote too, and
 // admission (and removal) takes a majority of the founders (n/2+1); a
@@ -86,7 +86,7 @@ func init() {
 				{name: "admit-voters", meta: "yes|no", parse: yesNoValue},
 			},
 			check: func(p *scenarioParser, _ any) error {
-				if len(p.ops) == 0 || slices.ContainsFunc(p.ops, func(op string) bool { return op != "authority" }) {
+				if len(p.ops) == 0 || slices.ContainsFunc(p.ops, func(op string) bool { return op != "authority" && op != "raft" }) {
 					return errors.New("a charter comes right after the founders' authority lines, before any other line")
 				}
 				return nil

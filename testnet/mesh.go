@@ -35,6 +35,8 @@ type Mesh struct {
 	// other. Invariant: symmetric (cut[x][y] == cut[y][x]), never x == x,
 	// names are members.
 	cut map[string]map[string]bool
+	// raft is the Raft tuning of the nodes started from now on (faults.go).
+	raft node.RaftTuning
 }
 
 type member struct {
@@ -172,7 +174,7 @@ func (m *Mesh) start(ctx context.Context, s AuthorityCmd, bootstrap bool, join [
 	if _, err := node.Init(home, opts); err != nil {
 		return err
 	}
-	n, err := node.New(ctx, node.Config{Home: home, Bootstrap: bootstrap, Join: join, Logger: m.log, Clock: m.clock})
+	n, err := node.New(ctx, node.Config{Home: home, Bootstrap: bootstrap, Join: join, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval})
 	if err != nil {
 		return fmt.Errorf("testnet: start %s: %w", s.Name, err)
 	}
@@ -262,10 +264,10 @@ func (m *Mesh) Restart(ctx context.Context, name string) error {
 	if mb.n != nil {
 		return fmt.Errorf("testnet: restart %s: it is running", name)
 	}
-	n, err := node.New(ctx, node.Config{Home: mb.home, Listen: mb.listen, Logger: m.log, Clock: m.clock})
+	n, err := node.New(ctx, node.Config{Home: mb.home, Listen: mb.listen, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval})
 	if err != nil {
 		m.log.Warn("testnet: restart on the old addresses failed; taking new ports", "node", name, "listen", mb.listen, "err", err)
-		n, err = node.New(ctx, node.Config{Home: mb.home, Logger: m.log, Clock: m.clock})
+		n, err = node.New(ctx, node.Config{Home: mb.home, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval})
 	}
 	if err != nil {
 		return fmt.Errorf("testnet: restart %s: %w", name, err)

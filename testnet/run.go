@@ -122,7 +122,10 @@ type runner struct {
 	keys map[string]rootSets
 	// founded: the founders' charter is declared (consortium.go).
 	founded bool
-	res     Result
+	// acked lists every declaration a node acknowledged (accepted) during
+	// bursts; expect-converged checks each is agreed everywhere (faults.go).
+	acked []authority.ID
+	res   Result
 }
 
 // Run parses nothing: it runs a parsed scenario (src is its text, for the
@@ -361,6 +364,7 @@ func (r *runner) step(ctx context.Context, s Step) {
 			d.Kind, d.Rule = authority.KindRule, &rule
 		})
 		if err == nil {
+			r.ack(sd.ID) // acknowledged: it must reach every node, whatever this step says
 			err = r.waitAgreed(ctx, c.Target, sd.ID)
 		}
 		if err != nil {
@@ -491,6 +495,9 @@ func (r *runner) step(ctx context.Context, s Step) {
 			return
 		}
 		version, err := r.waitCaughtUp(ctx, c.Node)
+		if err == nil && c.Snapshot {
+			err = r.waitSnapshot(ctx, c.Node)
+		}
 		if err != nil {
 			r.fail(s, c.Node, "%v", err)
 			return
@@ -506,6 +513,8 @@ func (r *runner) step(ctx context.Context, s Step) {
 
 	case *ExpectEvidenceCmd:
 		r.expectEvidence(ctx, s, c)
+	case *RaftCmd:
+		r.raftStep(s, c)
 
 	case *WaitCmd:
 		select {
@@ -958,17 +967,22 @@ func (r *runner) burst(ctx context.Context, s Step, c *BurstCmd) {
 		go func() {
 			defer wg.Done()
 			for sd := range next {
-				if _, err := n.Submit(ctx, sd.Raw); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("submit seq %d: %w", sd.Decl.Seq, err)
-					}
-					mu.Unlock()
+				res, err := n.Submit(ctx, sd.Raw)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("submit seq %d: %w", sd.Decl.Seq, err)
 				}
+				if err == nil && res.Status == "accepted" {
+					r.ack(sd.ID)
+				}
+				mu.Unlock()
 			}
 		}()
 	}
-	for _, sd := range sds {
+	for i, sd := range sds {
+		if c.Kill != "" && i == len(sds)/2 {
+			r.killDuringBurst(s, c)
+		}
 		next <- sd
 	}
 	close(next)
@@ -1024,6 +1038,10 @@ func (r *runner) expectConverged(ctx context.Context, s Step, c *ExpectConverged
 				}
 			}
 			seen[key] = append(seen[key], names[i])
+		}
+		missing := r.missingAcked(names, nodes)
+		if len(seen) == 1 && len(missing) > 0 {
+			seen["missing acknowledged: "+joinNonEmpty(missing)] = nil
 		}
 		if len(seen) == 1 {
 			var got string

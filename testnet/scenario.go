@@ -215,6 +215,8 @@ type ExpectOfflineCmd struct {
 // ExpectConvergedCmd is `expect-converged [within=DUR]`: every live node
 // has the same graph version and the same content (the same
 // transparency-log root at that version).
+// It also checks that every declaration any node acknowledged during
+// the scenario (submissions and bursts) is agreed at every live node.
 type ExpectConvergedCmd struct {
 	Within time.Duration // 0 = check once. Invariant: >= 0.
 }
@@ -224,6 +226,9 @@ type ExpectConvergedCmd struct {
 type BurstCmd struct {
 	Auth string
 	N    int // Invariant: 1 <= N <= MaxBurst.
+	// Kill, if set (kill=NODE), is a node killed once half the burst is
+	// submitted (faults.go). Invariant: Kill != Auth.
+	Kill string
 }
 
 // MaxBurst bounds burst's N: each declaration is signed and held in memory
@@ -244,8 +249,13 @@ type HealCmd struct{}
 // KillCmd is `kill NODE`.
 type KillCmd struct{ Node string }
 
-// RestartCmd is `restart NODE`.
-type RestartCmd struct{ Node string }
+// RestartCmd is `restart NODE [snapshot=yes]`. With snapshot=yes the
+// node must catch up by installing a Raft snapshot (it was away past log
+// compaction), and the step fails if it does not.
+type RestartCmd struct {
+	Node     string
+	Snapshot bool
+}
 
 // WaitCmd is `wait DUR`.
 type WaitCmd struct {
@@ -266,16 +276,18 @@ type WaitCmd struct {
 //	equivocate AUTH
 //	expect-evidence AUTH [on=all|NODE] [within=DUR]
 //	burst AUTH N
+//	burst AUTH N [kill=NODE]
 //	expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 //	bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 //	expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 //	expect-checkpoint-equal [within=DUR]
 //	expect-converged [within=DUR]
 //	kill NODE
-//	restart NODE
+//	restart NODE [snapshot=yes]
 //	partition NODE[,NODE...] [from NODE[,NODE...]]
 //	heal
 //	wait DUR
+//	raft [snapshot-threshold=N] [trailing-logs=M] [snapshot-interval=DUR]   (before the first authority)
 //
 // Usage returns the exact list. Words in brackets are optional (from and
 // its list go together); NODE[,NODE...] is a comma-separated list of names
@@ -525,8 +537,13 @@ var opTable = []*opSpec{
 			{label: "AUTH", parse: nameValue, ref: refAuthority},
 			{label: "N", parse: countValue(MaxBurst)},
 		},
+		keys: []keySpec{{name: "kill", meta: "NODE", parse: nameValue, ref: refAuthority}},
 		build: func(a *stepArgs) (any, error) {
-			return &BurstCmd{Auth: posVal[string](a, 0), N: posVal[int](a, 1)}, nil
+			c := &BurstCmd{Auth: posVal[string](a, 0), N: posVal[int](a, 1), Kill: keyVal[string](a, "kill")}
+			if c.Kill == c.Auth {
+				return nil, fmt.Errorf("kill=%s is the burst's own node: kill another", c.Kill)
+			}
+			return c, nil
 		},
 	},
 	{
@@ -627,10 +644,11 @@ var opTable = []*opSpec{
 		},
 	},
 	{
-		op:  "restart",
-		pos: []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
+		op:   "restart",
+		pos:  []posSpec{{label: "NODE", parse: nameValue, ref: refAuthority}},
+		keys: []keySpec{{name: "snapshot", meta: "yes", parse: yesNoValue}},
 		build: func(a *stepArgs) (any, error) {
-			return &RestartCmd{Node: posVal[string](a, 0)}, nil
+			return &RestartCmd{Node: posVal[string](a, 0), Snapshot: keyVal[bool](a, "snapshot")}, nil
 		},
 	},
 	{

@@ -31,6 +31,7 @@ var scenarioCmdTypes = map[string]reflect.Type{
 	"rotate":                  reflect.TypeFor[*RotateCmd](),
 	"equivocate":              reflect.TypeFor[*EquivocateCmd](),
 	"expect-evidence":         reflect.TypeFor[*ExpectEvidenceCmd](),
+	"raft":                    reflect.TypeFor[*RaftCmd](),
 }
 
 // FuzzParse checks that Parse never panics, that a successful parse obeys

@@ -293,7 +293,9 @@ func TestParseErrors(t *testing.T) {
 		{"partition spaces", "authority a\nauthority b\npartition a, b", 3, []string{`"" is not a name`}},
 		{"partition key", "authority a\npartition a within=1s", 2, []string{"partition takes no keys"}},
 		{"heal args", "heal now", 1, []string{`heal: unexpected argument "now"`}},
-		{"burst no count", "authority a\nburst a", 2, []string{"burst: missing N", "(want: burst AUTH N)"}},
+		{"burst no count", "authority a\nburst a", 2, []string{"burst: missing N", "(want: burst AUTH N [kill=NODE])"}},
+		{"burst kills its own node", "authority a\nauthority b\nburst a 3 kill=a", 3, []string{"kill=a is the burst's own node"}},
+		{"raft after an authority", "authority a\nraft snapshot-threshold=8", 2, []string{"raft must come before the first authority line"}},
 		{"burst zero", "authority a\nburst a 0", 2, []string{`bad N "0": must be from 1 to 10000`}},
 		{"burst too many", "authority a\nburst a 10001", 2, []string{"must be from 1 to 10000, got 10001"}},
 		{"burst not a number", "authority a\nburst a 1e3", 2, []string{`bad N "1e3": must be a whole number`}},
@@ -389,14 +391,14 @@ func TestUsage(t *testing.T) {
 federate TARGET accepts SOURCE subjects=GLOB resources=GLOB actions=A[,A...] [until=DUR|RFC3339] [as=NAME] [hops=N] [require=KEY:VALUE[,KEY:VALUE...]]
 credential NAME issuer=AUTH subject=S [ttl=DUR] [attr=KEY:VALUE[,KEY:VALUE...]] [resources=GLOB] [actions=A[,A...]] [holder-key=yes] [from=CRED] [signed-by=current|old] [signatures=N]
 revoke AUTH NAME
-burst AUTH N
+burst AUTH N [kill=NODE]
 expect allow|deny [CRED] at=AUTH resource=R action=A [reason=CODE] [on=all|NODE] [within=DUR] [pop=no] [jwt=FILE] [x509=FILE]
 bundle NAME from=NODE [max-age=DUR] [cosign=A,B]
 expect-offline allow|deny CRED bundle=NAME at=AUTH resource=R action=A [reason=CODE] [at-time=RFC3339] [allow-stale=DUR]
 expect-checkpoint-equal [within=DUR]
 expect-converged [within=DUR]
 kill NODE
-restart NODE
+restart NODE [snapshot=yes]
 partition NODE[,NODE...] [from NODE[,NODE...]]
 heal
 wait DUR
@@ -409,6 +411,7 @@ approve AUTH NAME
 approve-removal AUTH NAME
 leave NAME
 expect-member NAME [on=all|NODE] [within=DUR] [status=member|pending|removed]
+raft [snapshot-threshold=N] [trailing-logs=M] [snapshot-interval=DUR]
 `
 	if got := Usage(); got != want {
 		t.Errorf("Usage() =\n%s\nwant\n%s", got, want)
@@ -653,6 +656,7 @@ func TestEveryFormFixture(t *testing.T) {
 	all := []string{"*"}
 	read := []string{"read"}
 	want := []Step{
+		{3, "raft snapshot-threshold=8 trailing-logs=4 snapshot-interval=200ms", "raft", &RaftCmd{SnapshotThreshold: 8, TrailingLogs: 4, SnapshotInterval: 200 * time.Millisecond}},
 		{4, "authority aws kind=aws", "authority", &AuthorityCmd{Name: "aws", Kind: "aws"}},
 		{5, "authority\tpki", "authority", &AuthorityCmd{Name: "pki"}},
 		{6, "authority edge-1.site_a kind=sovereign", "authority", &AuthorityCmd{Name: "edge-1.site_a", Kind: "sovereign"}},
@@ -733,6 +737,8 @@ func TestEveryFormFixture(t *testing.T) {
 		{55, "leave newco", "leave", &LeaveCmd{Name: "newco"}},
 		{56, "expect-member newco on=aws within=5s status=removed", "expect-member", &ExpectMemberCmd{Name: "newco", On: "aws", Within: 5 * time.Second, Status: "removed"}},
 		{57, "expect-member edge-1.site_a", "expect-member", &ExpectMemberCmd{Name: "edge-1.site_a", On: "all", Within: defaultMemberWithin, Status: "member"}},
+		{58, "burst pki 4 kill=aws", "burst", &BurstCmd{Auth: "pki", N: 4, Kill: "aws"}},
+		{59, "restart edge-1.site_a snapshot=yes", "restart", &RestartCmd{Node: "edge-1.site_a", Snapshot: true}},
 	}
 	if len(sc.Steps) != len(want) {
 		t.Fatalf("got %d steps, want %d", len(sc.Steps), len(want))
