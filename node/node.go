@@ -242,7 +242,7 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go n.membershipLoop()
 	go n.syncLoop()
 	go n.proposeLoop()
