@@ -186,6 +186,13 @@ func (r *runner) rotate(ctx context.Context, s Step, c *RotateCmd) {
 	}
 	r.keys[c.Auth] = append(rs, next)
 	r.declared = append(r.declared, sd.ID)
+	// Install the new set in the node's home too, as `fednode rotate`
+	// does: the node signs its checkpoints, receipts and bundles with its
+	// current root key, and a restart loads the home from disk.
+	if err := installRotation(n, next, threshold, sd); err != nil {
+		r.fail(s, c.Auth, "%v", err)
+		return
+	}
 	r.record(StepResult{Line: s.Line, Op: s.Op, OK: true, Node: c.Auth, Got: "rotation " + sd.ID.Short(), ElapsedMS: time.Since(start).Milliseconds()})
 	r.printf("  ✓ %s rotates its root: %d-of-%d %s keys → %d-of-%d fresh ones, signed by the current threshold  (rotation %s at seq %d, agreed at every node in %d ms); the retired keys sign nothing new\n",
 		c.Auth, cur.threshold, len(cur.keys), alg, threshold, keys, sd.ID.Short(), sd.Decl.Seq, time.Since(start).Milliseconds())
@@ -346,4 +353,21 @@ func (r *runner) expectEvidence(ctx context.Context, s Step, c *ExpectEvidenceCm
 		}
 		r.record(res)
 	}
+}
+
+// installRotation stages and commits the accepted rotation sd of next's
+// keys in n's home and makes the running node reload them.
+func installRotation(n *node.Node, next rootSet, threshold int, sd *authority.Signed) error {
+	h := n.Home()
+	st := &node.StagedRotation{Keys: next.keys, Threshold: threshold}
+	if err := h.StageSigned(st, sd); err != nil {
+		return fmt.Errorf("testnet: stage the rotation in %s's home: %w", h.Config.Name, err)
+	}
+	if _, err := h.CommitRotation(); err != nil {
+		return fmt.Errorf("testnet: install the rotated keys in %s's home: %w", h.Config.Name, err)
+	}
+	if err := n.ReloadKeys(); err != nil {
+		return fmt.Errorf("testnet: reload %s's keys: %w", h.Config.Name, err)
+	}
+	return nil
 }
