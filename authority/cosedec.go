@@ -187,6 +187,9 @@ func decodeSign1(b []byte) (payload, payloadWhole []byte, sig rawSig, s Signatur
 	r.expect(0xa0, "an empty unprotected header")
 	payload, payloadWhole = r.bstr("payload")
 	sig.sig, _ = r.bstr("signature")
+	if r.err == nil && len(sig.sig) == 0 {
+		r.fail("empty signature")
+	}
 	if r.err == nil && r.off != len(b) {
 		r.fail("bytes after the envelope")
 	}
@@ -219,6 +222,9 @@ func decodeSign(b []byte) (payload, payloadWhole []byte, raws []rawSig, sigs []S
 		sigs[i].Alg, sigs[i].KeyID, raws[i].prot = r.header()
 		r.expect(0xa0, "an empty unprotected header")
 		raws[i].sig, _ = r.bstr("signature")
+		if r.err == nil && len(raws[i].sig) == 0 {
+			r.fail("empty signature")
+		}
 		if r.err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("signature %d: %w", i, r.err)
 		}

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,13 +94,14 @@ func linkName(links []*Signed, i int) string {
 // signature (the root's against the authority's root keys, every other
 // against its parent's holder key), revocation, window and narrowing. It
 // appends each link to d.Chain once its signature verifies, and a revocation
-// after the link it revokes.
-func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d *Decision) (Reason, string) {
+// after the link it revokes. m, when not nil, remembers the chain's verified
+// signatures (cache.go).
+func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d *Decision, m *chainMemo) (Reason, string) {
 	for i, s := range links {
 		c := s.Decl.Credential
 		name := linkName(links, i)
 		if i == 0 {
-			if r, msg := verifyRootCredential(v, issuer, s, name, at); r != "" {
+			if r, msg := verifyRootCredential(v, issuer, s, name, at, m.link(0)); r != "" {
 				return r, msg
 			}
 		} else {
@@ -107,7 +109,7 @@ func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d 
 			if hk == nil {
 				return ReasonBadSignature, fmt.Sprintf("%s names parent %s, which has no holder key: a credential without one cannot delegate", name, links[i-1].ID.Short())
 			}
-			if err := s.VerifyWith([]PublicKey{*hk}); err != nil {
+			if err := verifyHolderSigned(s, *hk, m.holderKID(i-1, hk), m.link(i)); err != nil {
 				return sigReason(err), fmt.Sprintf("%s's signature does not verify against its parent's holder key %x: %v", name, hk.KeyID(), err)
 			}
 		}
@@ -142,8 +144,16 @@ func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d 
 // which keys of an authority may sign credentials (root keys to their
 // threshold, delegated operational keys, rotations, equivocation: see
 // judgeCredentialSigners in judge.go).
-func verifyRootCredential(v View, issuer *AuthorityInfo, s *Signed, name string, at time.Time) (Reason, string) {
-	return judgeCredentialSigners(v, s, issuer, name, at)
+func verifyRootCredential(v View, issuer *AuthorityInfo, s *Signed, name string, at time.Time, m sigMemo) (Reason, string) {
+	return judgeCredentialSigners(v, s, issuer, name, at, m)
+}
+
+// verifyHolderSigned is s.VerifyWith([]PublicKey{hk}) for a delegated link,
+// with hk's KeyID hkid given (so a cached chain does not hash the key
+// again) and its signatures remembered in m.
+func verifyHolderSigned(s *Signed, hk PublicKey, hkid []byte, m sigMemo) error {
+	_, err := s.verifySignatures(s.what(), func(kid []byte) (PublicKey, bool) { return hk, bytes.Equal(kid, hkid) }, m)
+	return err
 }
 
 // widens says how child is wider than parent, or "" when it narrows it.

@@ -196,8 +196,9 @@ func signMultiEnvelope(payload []byte, keys []*PrivateKey) ([]byte, error) {
 // not know, a key whose algorithm is not the one the signature's header
 // names (no algorithm substitution), or a signature that does not verify
 // fails the whole envelope: a threshold counts only envelopes whose every
-// signature is good.
-func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKey, bool)) ([]PublicKey, error) {
+// signature is good. m, when not nil, remembers signatures that verified
+// (cache.go): it changes the cost, never the answer.
+func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKey, bool), m sigMemo) ([]PublicKey, error) {
 	var keys []PublicKey
 	for i, sig := range s.Signatures {
 		k, ok := lookup(sig.KeyID)
@@ -207,7 +208,7 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 		if k.Alg != sig.Alg {
 			return nil, fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, sig.Alg, sig.KeyID, k.Alg)
 		}
-		if !k.verify(s.toBeSigned(i), s.raws[i].sig) {
+		if !m.verify(s, i, k) {
 			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, what, sig.KeyID)
 		}
 		// Parse admits no kid twice; count distinct keys all the same, so
@@ -226,7 +227,7 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 // which keys may sign what.
 func (s *Signed) VerifyWith(keys []PublicKey) error {
 	rs := newRootSet(keys, 0, 0, ID{}, 0)
-	_, err := s.verifySignatures(s.what(), rs.find)
+	_, err := s.verifySignatures(s.what(), rs.find, sigMemo{})
 	return err
 }
 
@@ -234,7 +235,7 @@ func (s *Signed) VerifyWith(keys []PublicKey) error {
 // keys among keys must have signed, else ErrThresholdNotMet.
 func (s *Signed) VerifyThreshold(keys []PublicKey, threshold int) error {
 	rs := newRootSet(keys, threshold, 0, ID{}, 0)
-	signers, err := s.verifySignatures(s.what(), rs.find)
+	signers, err := s.verifySignatures(s.what(), rs.find, sigMemo{})
 	if err != nil {
 		return err
 	}

@@ -31,19 +31,20 @@ import (
 //     (equivocation).
 //
 // name is how messages call the credential ("the credential", or a link of a
-// delegated chain).
-func judgeCredentialSigners(v View, cred *Signed, issuer *AuthorityInfo, name string, at time.Time) (Reason, string) {
+// delegated chain). m, when not nil, remembers its verified signatures
+// (cache.go).
+func judgeCredentialSigners(v View, cred *Signed, issuer *AuthorityInfo, name string, at time.Time, m sigMemo) (Reason, string) {
 	st := viewState(v, issuer)
 	what := name
 	if len(cred.Signatures) == 1 {
 		if o, ok := v.OperationalKey(issuer.ID, cred.KeyID); ok {
-			if r, msg := judgeOpKey(v, cred, issuer, o, name, at); r != "" {
+			if r, msg := judgeOpKey(v, cred, issuer, o, name, at, m); r != "" {
 				return r, msg
 			}
 			return judgeEquivocation(issuer)
 		}
 	}
-	cls, err := st.classify(cred)
+	cls, err := st.classify(cred, m)
 	if err != nil {
 		reason := ReasonBadSignature
 		if errors.Is(err, ErrMalformed) {
@@ -79,9 +80,9 @@ func judgeCredentialSigners(v View, cred *Signed, issuer *AuthorityInfo, name st
 
 // judgeOpKey judges a credential signed by operational key o alone, at time
 // at (not at the credential's IssuedAt, which its signer chose).
-func judgeOpKey(v View, cred *Signed, issuer *AuthorityInfo, o *OpKeyInfo, name string, at time.Time) (Reason, string) {
+func judgeOpKey(v View, cred *Signed, issuer *AuthorityInfo, o *OpKeyInfo, name string, at time.Time, m sigMemo) (Reason, string) {
 	kid := o.Key.KeyID()
-	if _, err := cred.verifySignatures(cred.what(), func(k []byte) (PublicKey, bool) { return o.Key, bytes.Equal(k, kid) }); err != nil {
+	if _, err := cred.verifySignatures(cred.what(), func(k []byte) (PublicKey, bool) { return o.Key, bytes.Equal(k, kid) }, m); err != nil {
 		return ReasonBadSignature, fmt.Sprintf("%s's signature does not verify with %s's operational key %x: %v", name, issuer.Name, kid, err)
 	}
 	if rid, ok := v.RevokedBy(o.ID, issuer.ID); ok {

@@ -144,7 +144,7 @@ func (st *signerState) authorise(s *Signed) error {
 		}
 	}
 	what := s.what()
-	cls, err := st.classify(s)
+	cls, err := st.classify(s, sigMemo{})
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ type signerClass struct {
 // classify verifies every signature of s against the keys st knows (the
 // root set in effect, then earlier ones, then operational keys) and says
 // who signed.
-func (st *signerState) classify(s *Signed) (signerClass, error) {
+func (st *signerState) classify(s *Signed, m sigMemo) (signerClass, error) {
 	var c signerClass
 	keys, err := s.verifySignatures(s.what(), func(kid []byte) (PublicKey, bool) {
 		if k, ok := st.roots.find(kid); ok {
@@ -192,7 +192,7 @@ func (st *signerState) classify(s *Signed) (signerClass, error) {
 			}
 		}
 		return PublicKey{}, false
-	})
+	}, m)
 	c.keys = keys
 	return c, err
 }
@@ -206,7 +206,7 @@ func (st *signerState) authoriseOp(s *Signed, o *OpKeyInfo) error {
 	d := &s.Decl
 	what := s.what()
 	okid := o.Key.KeyID()
-	if _, err := s.verifySignatures(what, func(kid []byte) (PublicKey, bool) { return o.Key, bytes.Equal(kid, okid) }); err != nil {
+	if _, err := s.verifySignatures(what, func(kid []byte) (PublicKey, bool) { return o.Key, bytes.Equal(kid, okid) }, sigMemo{}); err != nil {
 		return err
 	}
 	deny := func(format string, args ...any) error {

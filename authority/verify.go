@@ -133,6 +133,7 @@ type Decision struct {
 type Option func(*verifyOptions)
 
 type verifyOptions struct {
+	cache     *Cache
 	at        time.Time
 	asOf      time.Time
 	asOfS     bool
@@ -237,7 +238,24 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		decideExternal(v, req, o, d, st)
 		return
 	}
-	links, reason, msg := parseChain(req)
+	var links []*Signed
+	var memo *chainMemo
+	var reason Reason
+	var msg string
+	var hash uint64
+	cached := false
+	if o.cache != nil {
+		var e *cacheEntry
+		if e, hash = o.cache.get(req); e != nil {
+			links, memo, cached = e.links, e.memo, true
+		}
+	}
+	if !cached {
+		links, reason, msg = parseChain(req)
+		if reason == "" && o.cache != nil {
+			memo = newChainMemo(links)
+		}
+	}
 	if len(links) > 0 {
 		leaf := links[len(links)-1]
 		d.Subject, d.Issuer = leaf.Decl.Credential.Subject, leaf.Decl.Authority
@@ -254,9 +272,13 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		return
 	}
 	d.Chain = append(d.Chain, issuer.ID)
-	if reason, msg := checkChain(v, issuer, links, at, d); reason != "" {
+	if reason, msg := checkChain(v, issuer, links, at, d, memo); reason != "" {
 		deny(reason, "%s", msg)
 		return
+	}
+	if !cached && memo != nil && memo.complete() {
+		memo.record = false
+		o.cache.put(hash, links, memo)
 	}
 	if c.HolderKey != nil {
 		if err := checkProof(req.PoP, *c.HolderKey, leaf.ID, req.Target, o.challenge); err != nil {
