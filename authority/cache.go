@@ -51,7 +51,7 @@ const (
 // its envelope's size (Raw, and the decoded Declaration, which is never
 // larger than its encoding): the Signed and Declaration structs, slice
 // headers and the memo. bench verify measures the real figure.
-const cacheLinkOverhead = 640
+const cacheLinkOverhead = 800
 
 // Cache remembers verified signatures of presented credential chains (see
 // above). Use it with WithCache. Safe for concurrent use; the zero value is
@@ -229,9 +229,16 @@ type chainMemo struct {
 }
 
 func newChainMemo(links []*Signed) *chainMemo {
+	n := 0
+	for _, l := range links {
+		n += len(l.Signatures)
+	}
+	// Three allocations whatever the depth: the per-link slices share one
+	// backing array.
 	m := &chainMemo{keys: make([][]PublicKey, len(links)), holderKIDs: make([][]byte, len(links)), record: true}
+	flat := make([]PublicKey, n)
 	for i, l := range links {
-		m.keys[i] = make([]PublicKey, len(l.Signatures))
+		m.keys[i], flat = flat[:len(l.Signatures):len(l.Signatures)], flat[len(l.Signatures):]
 	}
 	return m
 }
@@ -282,13 +289,41 @@ type sigMemo struct {
 // arithmetic if signature i already verified under exactly k.
 func (m sigMemo) verify(s *Signed, i int, k PublicKey) bool {
 	if m.keys != nil {
-		if got := m.keys[i]; got.Alg == k.Alg && got.Alg != 0 && bytes.Equal(got.Key, k.Key) {
+		if got := m.keys[i]; got.Alg == k.Alg && got.Alg != 0 && sameBytes(got.Key, k.Key) {
 			return true
 		}
 	}
-	ok := k.verify(s.toBeSigned(i), s.raws[i].sig)
+	buf := tbsPool.Get().(*[]byte)
+	tbs := toBeSigned((*buf)[:0], s.multi, s.raws[i].prot, s.payloadWhole)
+	ok := k.verify(tbs, s.raws[i].sig)
+	if cap(tbs) <= maxPooledTBS {
+		*buf = tbs
+		tbsPool.Put(buf)
+	}
 	if ok && m.record {
 		m.keys[i] = k
 	}
 	return ok
 }
+
+// sameBytes is bytes.Equal, quick when a and b are the very same bytes (a
+// holder key of a cached parent link, a root key of the view): keys are
+// immutable, so one backing array holds one value.
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return bytes.Equal(a, b)
+}
+
+// tbsPool holds buffers for the Sig_structures signatures are checked over:
+// one per signature check otherwise, the largest allocation of a cold
+// decision. No verifier keeps the message it is given.
+var tbsPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledTBS bounds the buffers kept in tbsPool, so that one huge
+// envelope does not pin its size in the pool.
+const maxPooledTBS = 16 << 10

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -71,4 +72,26 @@ func flip(b []byte, i int) []byte {
 	out := append([]byte(nil), b...)
 	out[i] ^= 1
 	return out
+}
+
+// TestAllowMessageMatchesFormat: allowPath builds its one-rule message by
+// hand; it must read exactly as the format it replaced.
+func TestAllowMessageMatchesFormat(t *testing.T) {
+	g := NewGraph()
+	for _, tt := range []struct{ name, subject, action, res string }{
+		{name: "plain", subject: "arn:aws:iam::1:role/etl", action: "read", res: "blob://x/y"},
+		{name: "quotes and unicode", subject: "a \"quoted\" ünï\tcode\x00", action: "wr\"ite", res: "r/ü"},
+		{name: "empty", subject: "", action: "", res: ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := &request{v: g, home: IDOf([]byte("home")), target: IDOf([]byte("target")), subject: tt.subject, action: tt.action, res: tt.res}
+			ri := &RuleInfo{ID: IDOf([]byte("rule")), Target: q.target}
+			var d Decision
+			allowPath(q, &d, []*RuleInfo{ri})
+			want := fmt.Sprintf("%s accepts %q of %s for %s on %s (rule %s)", q.target.Short(), q.subject, q.home.Short(), q.action, q.res, ri.ID.Short())
+			if d.Message != want {
+				t.Fatalf("message\n%q, want\n%q", d.Message, want)
+			}
+		})
+	}
 }

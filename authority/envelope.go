@@ -148,8 +148,10 @@ func Parse(b []byte) (*Signed, error) {
 		s.Signatures, s.raws = s.one1[:], s.raw1[:]
 	}
 	s.Alg, s.KeyID = s.Signatures[0].Alg, s.Signatures[0].KeyID
-	if err := unmarshalStrict(s.payload, &s.Decl); err != nil {
-		return nil, fmt.Errorf("authority: %w: payload: %v", ErrMalformed, err)
+	if !decodeCredentialFast(s.payload, &s.Decl) {
+		if err := unmarshalStrict(s.payload, &s.Decl); err != nil {
+			return nil, fmt.Errorf("authority: %w: payload: %v", ErrMalformed, err)
+		}
 	}
 	if err := s.Decl.validate(); err != nil {
 		return nil, fmt.Errorf("authority: %w: %v: %v", ErrMalformed, s.Decl.Kind, err)
@@ -196,20 +198,28 @@ func signMultiEnvelope(payload []byte, keys []*PrivateKey) ([]byte, error) {
 // not know, a key whose algorithm is not the one the signature's header
 // names (no algorithm substitution), or a signature that does not verify
 // fails the whole envelope: a threshold counts only envelopes whose every
-// signature is good. m, when not nil, remembers signatures that verified
-// (cache.go): it changes the cost, never the answer.
+// signature is good. m, when not empty, remembers signatures that verified
+// (cache.go): it changes the cost, never the answer. what names s in
+// errors; "" names it by kind and ID (only formatted on an error: a decision
+// that passes builds no message it does not show).
 func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKey, bool), m sigMemo) ([]PublicKey, error) {
+	name := func() string {
+		if what == "" {
+			return s.what()
+		}
+		return what
+	}
 	var keys []PublicKey
 	for i, sig := range s.Signatures {
 		k, ok := lookup(sig.KeyID)
 		if !ok {
-			return nil, fmt.Errorf("authority: %w: %s is signed with key %x, which its issuer never declared", ErrBadSignature, what, sig.KeyID)
+			return nil, fmt.Errorf("authority: %w: %s is signed with key %x, which its issuer never declared", ErrBadSignature, name(), sig.KeyID)
 		}
 		if k.Alg != sig.Alg {
 			return nil, fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, sig.Alg, sig.KeyID, k.Alg)
 		}
 		if !m.verify(s, i, k) {
-			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, what, sig.KeyID)
+			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, name(), sig.KeyID)
 		}
 		// Parse admits no kid twice; count distinct keys all the same, so
 		// that the count never rests on that alone.
@@ -227,7 +237,7 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 // which keys may sign what.
 func (s *Signed) VerifyWith(keys []PublicKey) error {
 	rs := newRootSet(keys, 0, 0, ID{}, 0)
-	_, err := s.verifySignatures(s.what(), rs.find, sigMemo{})
+	_, err := s.verifySignatures("", rs.find, sigMemo{})
 	return err
 }
 
@@ -235,7 +245,7 @@ func (s *Signed) VerifyWith(keys []PublicKey) error {
 // keys among keys must have signed, else ErrThresholdNotMet.
 func (s *Signed) VerifyThreshold(keys []PublicKey, threshold int) error {
 	rs := newRootSet(keys, threshold, 0, ID{}, 0)
-	signers, err := s.verifySignatures(s.what(), rs.find, sigMemo{})
+	signers, err := s.verifySignatures("", rs.find, sigMemo{})
 	if err != nil {
 		return err
 	}

@@ -175,7 +175,7 @@ type signerClass struct {
 // who signed.
 func (st *signerState) classify(s *Signed, m sigMemo) (signerClass, error) {
 	var c signerClass
-	keys, err := s.verifySignatures(s.what(), func(kid []byte) (PublicKey, bool) {
+	keys, err := s.verifySignatures("", func(kid []byte) (PublicKey, bool) {
 		if k, ok := st.roots.find(kid); ok {
 			return k, true
 		}
@@ -244,8 +244,11 @@ func inWindow(nbf, naf, u int64) bool {
 }
 
 // viewState is the signer state of authority a now, as View shows it.
-func viewState(v View, a *AuthorityInfo) *signerState {
-	st := &signerState{name: a.Name, maxIssuedAt: a.MaxIssuedAt}
+//
+// It returns a value, not a pointer, so that a decision's signer state and
+// its two closures can live on the stack.
+func viewState(v View, a *AuthorityInfo) signerState {
+	st := signerState{name: a.Name, maxIssuedAt: a.MaxIssuedAt}
 	if n := len(a.Roots); n > 0 {
 		st.roots, st.past = a.Roots[n-1], a.Roots[:n-1]
 	} else {
@@ -274,7 +277,8 @@ func VerifySigners(v View, s *Signed) error {
 	if !ok {
 		return fmt.Errorf("authority: %w %s", ErrUnknownAuthority, s.Decl.Authority.Short())
 	}
-	return viewState(v, a).authorise(s)
+	st := viewState(v, a)
+	return st.authorise(s)
 }
 
 // genesisState is the signer state of a genesis: its own keys.
