@@ -108,6 +108,9 @@ type Node struct {
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
 	wit   witnessState
+	// chains remembers the signatures of presented credential chains that
+	// verified (authority.Cache): Verify and VerifyRequest share it.
+	chains *authority.Cache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -138,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		kick: make(chan struct{}, 1),
 	}
 	n.started = time.Now()
+	n.chains = authority.NewCache(0, 0)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.Close()
@@ -676,7 +680,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 	n.store.View(func(v authority.View) {
 		d = authority.VerifyNamed(overlay{View: v, prov: n.prov},
 			authority.Request{Credential: cred, Resource: resource, Action: action}, target,
-			authority.WithTime(at), authority.WithGraphAsOf(asOf))
+			authority.WithTime(at), authority.WithGraphAsOf(asOf), authority.WithCache(n.chains))
 	})
 	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
 	return d
@@ -689,7 +693,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 // challenge: authority.WithChallenge). Like Verify it reads local state only.
 func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time, opts ...authority.Option) authority.Decision {
 	asOf := n.graphAsOf()
-	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf)}, opts...)
+	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf), authority.WithCache(n.chains)}, opts...)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
 		d = authority.VerifyNamed(overlay{View: v, prov: n.prov}, req, target, all...)
