@@ -2,7 +2,6 @@ package authority
 
 import (
 	"bytes"
-	"container/list"
 	"encoding/binary"
 	"hash/maphash"
 	"sync"
@@ -62,11 +61,14 @@ type Cache struct {
 	seed       maphash.Seed
 
 	mu sync.Mutex
-	// Invariant: len(byHash) == lru.Len() <= maxEntries, bytes is the sum
-	// of the entries' sizes and <= maxBytes, and byHash[h] is the element
-	// of lru whose entry has hash h.
-	byHash map[uint64]*list.Element
-	lru    list.List // of *cacheEntry, most recently used first
+	// Invariant: len(byHash) == n <= maxEntries, bytes is the sum of the
+	// entries' sizes and <= maxBytes, byHash[h] is the entry with hash h,
+	// and lru.next, lru.next.next, ... is every entry once, most recently
+	// used first, back to lru (an intrusive ring, so that an entry is one
+	// allocation).
+	byHash map[uint64]*cacheEntry
+	lru    cacheEntry
+	n      int
 	bytes  int64
 	hits   uint64
 	misses uint64
@@ -74,7 +76,8 @@ type Cache struct {
 
 // cacheEntry is one verified chain. Immutable once in the cache.
 type cacheEntry struct {
-	hash  uint64
+	prev, next *cacheEntry // the LRU ring; guarded by Cache.mu
+	hash       uint64
 	links []*Signed // root first, as parseChain returns them
 	memo  *chainMemo
 	size  int64
@@ -90,7 +93,9 @@ func NewCache(maxEntries int, maxBytes int64) *Cache {
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
 	}
-	return &Cache{maxEntries: maxEntries, maxBytes: maxBytes, seed: maphash.MakeSeed(), byHash: map[uint64]*list.Element{}}
+	c := &Cache{maxEntries: maxEntries, maxBytes: maxBytes, seed: maphash.MakeSeed(), byHash: map[uint64]*cacheEntry{}}
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	return c
 }
 
 // WithCache makes Verify use c for the presented credential chain: a chain
@@ -111,16 +116,16 @@ type CacheStats struct {
 func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return CacheStats{Entries: c.lru.Len(), Bytes: c.bytes, Hits: c.hits, Misses: c.misses}
+	return CacheStats{Entries: c.n, Bytes: c.bytes, Hits: c.hits, Misses: c.misses}
 }
 
 // Purge empties the cache.
 func (c *Cache) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lru.Init()
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
 	clear(c.byHash)
-	c.bytes = 0
+	c.n, c.bytes = 0, 0
 }
 
 // cacheSample is how many bytes of each end of every envelope the hash
@@ -175,14 +180,15 @@ func (c *Cache) get(req *Request) (*cacheEntry, uint64) {
 	h := c.hashChain(req)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.byHash[h]
-	if !ok || !el.Value.(*cacheEntry).matches(req) {
+	e, ok := c.byHash[h]
+	if !ok || !e.matches(req) {
 		c.misses++
 		return nil, h
 	}
 	c.hits++
-	c.lru.MoveToFront(el)
-	return el.Value.(*cacheEntry), h
+	c.unlink(e)
+	c.pushFront(e)
+	return e, h
 }
 
 // put caches links, whose every signature verified as memo records, under
@@ -202,17 +208,33 @@ func (c *Cache) put(h uint64, links []*Signed, memo *chainMemo) {
 	if old, ok := c.byHash[h]; ok {
 		c.remove(old)
 	}
-	c.byHash[h] = c.lru.PushFront(e)
+	c.byHash[h] = e
+	c.pushFront(e)
+	c.n++
 	c.bytes += e.size
-	for c.lru.Len() > c.maxEntries || c.bytes > c.maxBytes {
-		c.remove(c.lru.Back())
+	for c.n > c.maxEntries || c.bytes > c.maxBytes {
+		c.remove(c.lru.prev)
 	}
 }
 
-func (c *Cache) remove(el *list.Element) {
-	e := el.Value.(*cacheEntry)
-	c.lru.Remove(el)
+// pushFront links e in as the most recently used entry.
+func (c *Cache) pushFront(e *cacheEntry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
+
+// unlink takes e out of the ring.
+func (c *Cache) unlink(e *cacheEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// remove drops e from the cache.
+func (c *Cache) remove(e *cacheEntry) {
+	c.unlink(e)
 	delete(c.byHash, e.hash)
+	c.n--
 	c.bytes -= e.size
 }
 
@@ -222,10 +244,13 @@ func (c *Cache) remove(el *list.Element) {
 type chainMemo struct {
 	// keys[i][j] is the key signature j of link i verified under; a zero
 	// Alg where it has not (yet) verified.
-	keys [][]PublicKey
+	keys [MaxDelegationDepth][]PublicKey
 	// holderKIDs[i] is the KeyID of link i's HolderKey, once computed.
-	holderKIDs [][]byte
-	record     bool
+	holderKIDs [MaxDelegationDepth][]byte
+	// one backs keys when every link has one signature (the usual case),
+	// so that a memo is one allocation.
+	one    [MaxDelegationDepth]PublicKey
+	record bool
 }
 
 func newChainMemo(links []*Signed) *chainMemo {
@@ -233,10 +258,13 @@ func newChainMemo(links []*Signed) *chainMemo {
 	for _, l := range links {
 		n += len(l.Signatures)
 	}
-	// Three allocations whatever the depth: the per-link slices share one
-	// backing array.
-	m := &chainMemo{keys: make([][]PublicKey, len(links)), holderKIDs: make([][]byte, len(links)), record: true}
-	flat := make([]PublicKey, n)
+	// One allocation whatever the depth, two with a threshold-signed
+	// root: the per-link slices share one backing array.
+	m := &chainMemo{record: true}
+	flat := m.one[:]
+	if n > len(m.one) {
+		flat = make([]PublicKey, n)
+	}
 	for i, l := range links {
 		m.keys[i], flat = flat[:len(l.Signatures):len(l.Signatures)], flat[len(l.Signatures):]
 	}
@@ -245,7 +273,7 @@ func newChainMemo(links []*Signed) *chainMemo {
 
 // complete reports whether every signature of every link verified.
 func (m *chainMemo) complete() bool {
-	for _, ks := range m.keys {
+	for _, ks := range m.keys { // nil past the chain's links
 		for _, k := range ks {
 			if k.Alg == 0 {
 				return false
@@ -283,6 +311,13 @@ func (m *chainMemo) holderKID(i int, hk *PublicKey) []byte {
 type sigMemo struct {
 	keys   []PublicKey
 	record bool
+	// presented says the key is a holder key of the presented chain, not
+	// a key of the graph: its unpacked form is not kept in the
+	// process-wide cache of unpacked ML-DSA keys (keyCache). A delegation
+	// link is checked once per chain (the Cache remembers it after), so
+	// keeping its key would only churn that cache, and would let whoever
+	// mints delegated credentials push the graph's root keys out of it.
+	presented bool
 }
 
 // verify is k.verify of signature i of s, remembered: true without any
@@ -295,7 +330,12 @@ func (m sigMemo) verify(s *Signed, i int, k PublicKey) bool {
 	}
 	buf := tbsPool.Get().(*[]byte)
 	tbs := toBeSigned((*buf)[:0], s.multi, s.raws[i].prot, s.payloadWhole)
-	ok := k.verify(tbs, s.raws[i].sig)
+	var ok bool
+	if m.presented {
+		ok = k.verifyCached(tbs, s.raws[i].sig, nil)
+	} else {
+		ok = k.verify(tbs, s.raws[i].sig)
+	}
 	if cap(tbs) <= maxPooledTBS {
 		*buf = tbs
 		tbsPool.Put(buf)

@@ -3,6 +3,7 @@ package authority
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestCacheComparesFullBytes: the chain hash only picks a candidate; an
@@ -93,5 +94,40 @@ func TestAllowMessageMatchesFormat(t *testing.T) {
 				t.Fatalf("message\n%q, want\n%q", d.Message, want)
 			}
 		})
+	}
+}
+
+// TestHolderKeysNotKept: verifying a delegated chain keeps the issuer's
+// root key (a key of the graph) unpacked, never the holder keys of the
+// presented chain.
+func TestHolderKeysNotKept(t *testing.T) {
+	root, holder := testKey(t, AlgMLDSA65, 31), testKey(t, AlgMLDSA65, 32)
+	gen, err := Sign(Declaration{Kind: KindGenesis, IssuedAt: 1, Genesis: &Genesis{Name: "h", RootKeys: []PublicKey{root.Public()}, Threshold: 1}}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGraph()
+	if err := g.Apply(gen); err != nil {
+		t.Fatal(err)
+	}
+	hk := holder.Public()
+	parent, err := Sign(Declaration{Kind: KindCredential, Authority: gen.ID, IssuedAt: 1, Credential: &Credential{Subject: "s", HolderKey: &hk}}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := Sign(Declaration{Kind: KindCredential, Authority: gen.ID, IssuedAt: 1, Credential: &Credential{Subject: "s", Parent: parent.ID}}, holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Verify(g, Request{Credential: child.Raw, Delegation: [][]byte{parent.Raw}, Target: IDOf([]byte("nowhere"))}, WithTime(time.Unix(100, 0)))
+	if d.Reason != ReasonUnknownAuthority || len(d.Chain) != 3 {
+		t.Fatalf("the chain did not verify up to the target: %s: %s", d.Reason, d.Message)
+	}
+	mldsaKeys.mu.Lock()
+	_, rootKept := mldsaKeys.byKey[string(root.Public().Key)]
+	_, holderKept := mldsaKeys.byKey[string(hk.Key)]
+	mldsaKeys.mu.Unlock()
+	if !rootKept || holderKept {
+		t.Fatalf("root key kept %v (want true), holder key kept %v (want false)", rootKept, holderKept)
 	}
 }

@@ -150,8 +150,10 @@ func verifyRootCredential(v View, issuer *AuthorityInfo, s *Signed, name func() 
 
 // verifyHolderSigned is s.VerifyWith([]PublicKey{hk}) for a delegated link,
 // with hk's KeyID hkid given (so a cached chain does not hash the key
-// again) and its signatures remembered in m.
+// again), its signatures remembered in m, and hk's unpacked form not kept
+// (see sigMemo.presented).
 func verifyHolderSigned(s *Signed, hk PublicKey, hkid []byte, m sigMemo) error {
+	m.presented = true
 	_, err := s.verifySignatures("", func(kid []byte) (PublicKey, bool) { return hk, bytes.Equal(kid, hkid) }, m)
 	return err
 }

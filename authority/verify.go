@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -397,13 +398,16 @@ func allowPath(q *request, d *Decision, rules []*RuleInfo) {
 		// built by hand: every allowed decision says it, and Sprintf's
 		// boxing of six arguments was a fifth of a warm decision's
 		// allocations.
-		b := make([]byte, 0, 64+len(target)+len(q.subject)+len(issuer)+len(q.action)+len(q.res))
-		b = append(append(b, target...), " accepts "...)
-		b = strconv.AppendQuote(b, q.subject)
-		b = append(append(append(b, " of "...), issuer...), " for "...)
-		b = append(append(append(b, q.action...), " on "...), q.res...)
-		b = append(hex.AppendEncode(append(b, " (rule "...), r.ID[:6]), ')')
-		d.Message = string(b)
+		var b strings.Builder
+		b.Grow(64 + len(target) + 2*len(q.subject) + len(issuer) + len(q.action) + len(q.res))
+		var quoted [128]byte
+		var short [12]byte
+		hex.Encode(short[:], r.ID[:6])
+		for _, part := range [][]byte{[]byte(target), []byte(" accepts "), strconv.AppendQuote(quoted[:0], q.subject), []byte(" of "), []byte(issuer), []byte(" for "),
+			[]byte(q.action), []byte(" on "), []byte(q.res), []byte(" (rule "), short[:], []byte(")")} {
+			b.Write(part)
+		}
+		d.Message = b.String()
 		return
 	}
 	d.Message = fmt.Sprintf("%s accepts %q of %s for %s on %s over the path %s (rule %s, %d rules)", target, q.subject, issuer, q.action, q.res, describePath(q.v, rules), r.ID.Short(), len(rules))

@@ -20,13 +20,12 @@ const (
 	DefaultVerifyBatch = 100 * time.Millisecond
 	// MaxVerifyRounds bounds VerifyOptions.Rounds.
 	MaxVerifyRounds = 1000
-	// minColdChains is the fewest distinct chains the cold measurement
-	// cycles through, and coldHolderKeys the fewest holder keys they hold
-	// together: more than the process-wide cache of unpacked ML-DSA keys
-	// keeps (256), so that cycling through them never finds a holder key
-	// of the chain unpacked (nothing about the presented chain cached).
-	minColdChains  = 64
-	coldHolderKeys = 320
+	// coldChains is how many distinct chains the cold measurement cycles
+	// through, so that it never meets the chain it just verified. (Holder
+	// keys of a presented chain never enter the cache of unpacked ML-DSA
+	// keys, so nothing about a chain is cached between its turns; only
+	// the issuer's root key, a key of the graph, is.)
+	coldChains = 64
 )
 
 // ErrVerifyOptions: a VerifyOptions field is out of range.
@@ -125,11 +124,7 @@ func Verify(o VerifyOptions) (VerifyResult, error) {
 	if o.Iterations < 0 {
 		return VerifyResult{}, fmt.Errorf("%w: iterations %d is negative", ErrVerifyOptions, o.Iterations)
 	}
-	chains := minColdChains
-	if o.Depth > 1 {
-		chains = max(chains, (coldHolderKeys+o.Depth-2)/(o.Depth-1))
-	}
-	w, err := buildVerifyWorld(o.Alg, o.Depth, chains)
+	w, err := buildVerifyWorld(o.Alg, o.Depth, coldChains)
 	if err != nil {
 		return VerifyResult{}, err
 	}
