@@ -78,9 +78,9 @@ type Cache struct {
 type cacheEntry struct {
 	prev, next *cacheEntry // the LRU ring; guarded by Cache.mu
 	hash       uint64
-	links []*Signed // root first, as parseChain returns them
-	memo  *chainMemo
-	size  int64
+	links      []*Signed // root first, as parseChain returns them
+	memo       *chainMemo
+	size       int64
 }
 
 // NewCache returns an empty cache holding at most maxEntries chains and about
