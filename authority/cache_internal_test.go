@@ -2,6 +2,7 @@ package authority
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,6 +84,8 @@ func TestAllowMessageMatchesFormat(t *testing.T) {
 		{name: "plain", subject: "arn:aws:iam::1:role/etl", action: "read", res: "blob://x/y"},
 		{name: "quotes and unicode", subject: "a \"quoted\" ünï\tcode\x00", action: "wr\"ite", res: "r/ü"},
 		{name: "empty", subject: "", action: "", res: ""},
+		{name: "backslash and a long subject", subject: "a\\b" + strings.Repeat("x", 300), action: "read", res: "r"},
+		{name: "printable ASCII only", subject: "spiffe://x/y z~!", action: "read", res: "r"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := &request{v: g, home: IDOf([]byte("home")), target: IDOf([]byte("target")), subject: tt.subject, action: tt.action, res: tt.res}

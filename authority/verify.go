@@ -403,7 +403,7 @@ func allowPath(q *request, d *Decision, rules []*RuleInfo) {
 		var quoted [128]byte
 		var short [12]byte
 		hex.Encode(short[:], r.ID[:6])
-		for _, part := range [][]byte{[]byte(target), []byte(" accepts "), strconv.AppendQuote(quoted[:0], q.subject), []byte(" of "), []byte(issuer), []byte(" for "),
+		for _, part := range [][]byte{[]byte(target), []byte(" accepts "), appendQuote(quoted[:0], q.subject), []byte(" of "), []byte(issuer), []byte(" for "),
 			[]byte(q.action), []byte(" on "), []byte(q.res), []byte(" (rule "), short[:], []byte(")")} {
 			b.Write(part)
 		}
@@ -441,3 +441,17 @@ func window(nbf, naf int64, t time.Time) (Reason, string) {
 }
 
 func fmtUnix(s int64) string { return time.Unix(s, 0).UTC().Format(time.RFC3339) }
+
+// appendQuote is strconv.AppendQuote, without its Unicode tables for the
+// usual subject of printable ASCII with no quote or backslash: that is
+// quoted as it is.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
