@@ -229,6 +229,9 @@ func verify(v View, req Request, opts ...Option) (Decision, stats) {
 	if d.Chain == nil {
 		d.Chain = []ID{}
 	}
+	if len(d.Path) == 0 {
+		d.Path = nil // omitted from JSON, as before it was carved out of Chain's allocation
+	}
 	return d, st
 }
 
@@ -274,8 +277,13 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		deny(ReasonUnknownAuthority, "the credential's issuer %s is not an authority in the graph at version %d", leaf.Decl.Authority.Short(), v.Version())
 		return
 	}
-	// The chain's IDs, then a path's: one allocation for the longest.
-	d.Chain = append(make([]ID, 0, 1+len(links)+2*MaxPathLength+1), issuer.ID)
+	// The chain's IDs, then a path's, and the path's rules: one
+	// allocation for the longest. (Three-index slices: an append past
+	// either capacity copies, never overwrites the other.)
+	n := 1 + len(links) + 2*MaxPathLength + 1
+	ids := make([]ID, n+MaxPathLength)
+	d.Chain = append(ids[:0:n], issuer.ID)
+	d.Path = ids[n:n:len(ids)]
 	if reason, msg := checkChain(v, issuer, links, at, d, memo); reason != "" {
 		deny(reason, "%s", msg)
 		return
