@@ -24,10 +24,16 @@ import (
 // key's Alg and Key, an attribute's Key and Value). Map keys must ascend
 // (canonical order), every head be in its shortest form, every text valid
 // UTF-8, and nothing follow the map.
-func decodeCredentialFast(b []byte, d *Declaration) bool {
+//
+// c and hk, when not nil, are where the Credential and its HolderKey are
+// decoded to (Parse passes fields of the Signed, to save two allocations);
+// they are written only if it returns true.
+func decodeCredentialFast(b []byte, d *Declaration, c *Credential, hk *PublicKey) bool {
 	r := cborReader{b: b}
 	var out Declaration
-	var c Credential
+	var cv Credential
+	var hkv PublicKey
+	hasCred, hasHolder := false, false
 	major, n := r.head()
 	if r.err != nil || major != 5 {
 		return false
@@ -56,17 +62,30 @@ func decodeCredentialFast(b []byte, d *Declaration) bool {
 			}
 			out.IssuedAt = v
 		case 18:
-			if !r.credential(&c) {
+			var ok bool
+			if ok, hasHolder = r.credential(&cv, &hkv); !ok {
 				return false
 			}
-			out.Credential = &c
+			hasCred = true
 		default: // Seq and Prev (never on a credential), another body, an unknown field
 			return false
 		}
 	}
-	if r.err != nil || r.off != len(b) || out.Kind == 0 || out.Credential == nil {
+	if r.err != nil || r.off != len(b) || out.Kind == 0 || !hasCred {
 		return false
 	}
+	if hasHolder {
+		if hk == nil {
+			hk = new(PublicKey)
+		}
+		*hk = hkv
+		cv.HolderKey = hk
+	}
+	if c == nil {
+		c = new(Credential)
+	}
+	*c = cv
+	out.Credential = c
 	*d = out
 	return true
 }
@@ -147,77 +166,77 @@ func (r *cborReader) arrayHead() (int, bool) {
 	return int(n), r.err == nil && major == 4 && n > 0 && n <= maxArrayElements
 }
 
-// credential reads a Credential map.
-func (r *cborReader) credential(c *Credential) bool {
+// credential reads a Credential map; a HolderKey is read into hk (and
+// hasHolder says so: c.HolderKey is left for the caller to point).
+func (r *cborReader) credential(c *Credential, hk *PublicKey) (ok, hasHolder bool) {
 	major, n := r.head()
 	if r.err != nil || major != 5 || n > maxMapPairs {
-		return false
+		return false, false
 	}
 	last, subject := uint64(0), false
 	for range n {
 		k, ok := r.uintKey(&last)
 		if !ok {
-			return false
+			return false, false
 		}
 		switch k {
 		case 1:
 			if c.Subject, ok = r.text(false); !ok {
-				return false
+				return false, false
 			}
 			subject = true
 		case 2:
 			if c.NotBefore, ok = r.nonzeroInt(); !ok {
-				return false
+				return false, false
 			}
 		case 3:
 			if c.NotAfter, ok = r.nonzeroInt(); !ok {
-				return false
+				return false, false
 			}
 		case 4:
 			if c.Serial, ok = r.bytesCopy(true); !ok {
-				return false
+				return false, false
 			}
 		case 5:
 			m, ok := r.arrayHead()
 			if !ok {
-				return false
+				return false, false
 			}
 			c.Attributes = make([]Attr, m)
 			for i := range c.Attributes {
 				if !r.attr(&c.Attributes[i]) {
-					return false
+					return false, false
 				}
 			}
 		case 6:
 			if c.Resources, ok = r.text(true); !ok {
-				return false
+				return false, false
 			}
 		case 7:
 			m, ok := r.arrayHead()
 			if !ok {
-				return false
+				return false, false
 			}
 			c.Actions = make([]string, m)
 			for i := range c.Actions {
 				if c.Actions[i], ok = r.text(false); !ok {
-					return false
+					return false, false
 				}
 			}
 		case 8:
-			var k PublicKey
-			if !r.publicKey(&k) {
-				return false
+			if !r.publicKey(hk) {
+				return false, false
 			}
-			c.HolderKey = &k
+			hasHolder = true
 		case 9:
 			if !r.id(&c.Parent) {
-				return false
+				return false, false
 			}
 		default:
-			return false
+			return false, false
 		}
 	}
-	return subject
+	return subject, hasHolder
 }
 
 // attr reads an Attr map: exactly {1: key, 2: value}.

@@ -12,7 +12,7 @@ import (
 func checkCredentialFast(t *testing.T, b []byte) bool {
 	t.Helper()
 	var fast Declaration
-	if !decodeCredentialFast(b, &fast) {
+	if !decodeCredentialFast(b, &fast, nil, nil) {
 		if !reflect.DeepEqual(fast, Declaration{}) {
 			t.Fatalf("the fast path declined %x but wrote its result", b)
 		}
