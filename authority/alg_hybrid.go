@@ -60,7 +60,9 @@ func hybridMessage(msg []byte) []byte {
 func hybridSign(k *PrivateKey, msg []byte) ([]byte, error) {
 	m := hybridMessage(msg)
 	sig := make([]byte, mldsa65.SignatureSize, hybridSignatureSize)
-	if err := mldsa65.SignTo(k.ml, m, []byte(hybridLabel), false, sig); err != nil {
+	err := mldsa65.SignTo(k.ml, m, []byte(hybridLabel), false, sig)
+	clearUpper()
+	if err != nil {
 		return nil, fmt.Errorf("authority: sign: %v: %w", AlgHybrid, err)
 	}
 	return append(sig, ed25519.Sign(k.ed, m)...), nil

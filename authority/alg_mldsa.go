@@ -100,6 +100,7 @@ func (c *keyCache) keep(b []byte, pk *mldsa65.PublicKey) {
 func (c *keyCache) verify(b, msg, ctx, sig []byte) bool {
 	pk, hit := c.unpacked(b)
 	ok := mldsa65.Verify(pk, msg, ctx, sig)
+	clearUpper()
 	if ok && !hit {
 		c.keep(b, pk)
 	}
@@ -120,5 +121,6 @@ func unpackMLDSA(b []byte) *mldsa65.PublicKey {
 	copy(buf[:], b)
 	pk := new(mldsa65.PublicKey)
 	pk.Unpack(&buf)
+	clearUpper()
 	return pk
 }

@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,22 +94,23 @@ func linkName(links []*Signed, i int) string {
 // signature (the root's against the authority's root keys, every other
 // against its parent's holder key), revocation, window and narrowing. It
 // appends each link to d.Chain once its signature verifies, and a revocation
-// after the link it revokes.
-func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d *Decision) (Reason, string) {
+// after the link it revokes. m, when not nil, remembers the chain's verified
+// signatures (cache.go).
+func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d *Decision, m *chainMemo) (Reason, string) {
 	for i, s := range links {
 		c := s.Decl.Credential
-		name := linkName(links, i)
+		name := func() string { return linkName(links, i) } // only for messages
 		if i == 0 {
-			if r, msg := verifyRootCredential(v, issuer, s, name, at); r != "" {
+			if r, msg := verifyRootCredential(v, issuer, s, name, at, m.link(0)); r != "" {
 				return r, msg
 			}
 		} else {
 			hk := links[i-1].Decl.Credential.HolderKey
 			if hk == nil {
-				return ReasonBadSignature, fmt.Sprintf("%s names parent %s, which has no holder key: a credential without one cannot delegate", name, links[i-1].ID.Short())
+				return ReasonBadSignature, fmt.Sprintf("%s names parent %s, which has no holder key: a credential without one cannot delegate", name(), links[i-1].ID.Short())
 			}
-			if err := s.VerifyWith([]PublicKey{*hk}); err != nil {
-				return sigReason(err), fmt.Sprintf("%s's signature does not verify against its parent's holder key %x: %v", name, hk.KeyID(), err)
+			if err := verifyHolderSigned(s, *hk, m.holderKID(i-1, hk), m.link(i)); err != nil {
+				return sigReason(err), fmt.Sprintf("%s's signature does not verify against its parent's holder key %x: %v", name(), hk.KeyID(), err)
 			}
 		}
 		d.Chain = append(d.Chain, s.ID)
@@ -123,14 +125,14 @@ func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d 
 			if i == len(links)-1 {
 				return ReasonRevoked, fmt.Sprintf("%s revoked this credential (revocation %s)", issuer.Name, rid.Short())
 			}
-			return ReasonRevoked, fmt.Sprintf("%s revoked %s, a parent of the credential (revocation %s)", issuer.Name, name, rid.Short())
+			return ReasonRevoked, fmt.Sprintf("%s revoked %s, a parent of the credential (revocation %s)", issuer.Name, name(), rid.Short())
 		}
 		if r, msg := window(c.NotBefore, c.NotAfter, at); r != "" {
-			return r, fmt.Sprintf("%s for %q %s", name, c.Subject, msg)
+			return r, fmt.Sprintf("%s for %q %s", name(), c.Subject, msg)
 		}
 		if i > 0 {
 			if msg := widens(c, links[i-1].Decl.Credential); msg != "" {
-				return ReasonScopeWidening, fmt.Sprintf("%s widens its parent %s: %s", name, links[i-1].ID.Short(), msg)
+				return ReasonScopeWidening, fmt.Sprintf("%s widens its parent %s: %s", name(), links[i-1].ID.Short(), msg)
 			}
 		}
 	}
@@ -142,8 +144,18 @@ func checkChain(v View, issuer *AuthorityInfo, links []*Signed, at time.Time, d 
 // which keys of an authority may sign credentials (root keys to their
 // threshold, delegated operational keys, rotations, equivocation: see
 // judgeCredentialSigners in judge.go).
-func verifyRootCredential(v View, issuer *AuthorityInfo, s *Signed, name string, at time.Time) (Reason, string) {
-	return judgeCredentialSigners(v, s, issuer, name, at)
+func verifyRootCredential(v View, issuer *AuthorityInfo, s *Signed, name func() string, at time.Time, m sigMemo) (Reason, string) {
+	return judgeCredentialSigners(v, s, issuer, name, at, m)
+}
+
+// verifyHolderSigned is s.VerifyWith([]PublicKey{hk}) for a delegated link,
+// with hk's KeyID hkid given (so a cached chain does not hash the key
+// again), its signatures remembered in m, and hk's unpacked form not kept
+// (see sigMemo.presented).
+func verifyHolderSigned(s *Signed, hk PublicKey, hkid []byte, m sigMemo) error {
+	m.presented = true
+	_, err := s.verifySignatures("", func(kid []byte) (PublicKey, bool) { return hk, bytes.Equal(kid, hkid) }, m)
+	return err
 }
 
 // widens says how child is wider than parent, or "" when it narrows it.
@@ -167,10 +179,14 @@ func widens(child, parent *Credential) string {
 // Resources and Actions. Narrowing makes the leaf's enough; checking every
 // link keeps a mistake in GlobSubset from ever widening a decision.
 func checkCredentialScope(links []*Signed, resource, action string) (Reason, string) {
+	matched := "" // the last pattern resource matched: links often repeat it
 	for i := len(links) - 1; i >= 0; i-- {
 		c := links[i].Decl.Credential
-		if c.Resources != "" && !Match(c.Resources, resource) {
-			return ReasonResourceNotAllowed, fmt.Sprintf("%s is limited to resources %q, not %q", linkName(links, i), c.Resources, resource)
+		if c.Resources != "" && c.Resources != matched {
+			if !Match(c.Resources, resource) {
+				return ReasonResourceNotAllowed, fmt.Sprintf("%s is limited to resources %q, not %q", linkName(links, i), c.Resources, resource)
+			}
+			matched = c.Resources
 		}
 		if len(c.Actions) > 0 && !slices.Contains(c.Actions, action) {
 			return ReasonActionNotAllowed, fmt.Sprintf("%s is limited to actions %v, not %q", linkName(links, i), c.Actions, action)

@@ -10,8 +10,11 @@ import (
 // the envelope every declaration travels in, is CBOR already. A decoder that
 // accepted several encodings of one declaration would let a relay change a
 // declaration's ID without changing its meaning, which would defeat
-// content addressing and equivocation detection; so decoding is strict and
-// Parse also re-encodes and compares.
+// content addressing and equivocation detection; so decoding is strict:
+// the envelope is read by a decoder of its one canonical shape (cosedec.go),
+// and the payload either by the credential fast path (credfast.go), which
+// takes only the canonical encoding, or by unmarshalStrict, which decodes,
+// re-encodes and compares.
 var (
 	encMode cbor.EncMode
 	decMode cbor.DecMode

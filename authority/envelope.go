@@ -43,9 +43,22 @@ type Signed struct {
 	// Signatures describes every signature, in envelope order.
 	Signatures []Signature
 
-	payload []byte
-	sign1   *cose.Sign1Message // set for a COSE_Sign1
-	multi   *cose.SignMessage  // set for a COSE_Sign
+	payload      []byte // the payload's content, a slice of Raw
+	payloadWhole []byte // the payload's bstr, head included, a slice of Raw
+	// raws holds each signature's protected header and bytes, in
+	// envelope order, as slices of Raw. Invariant: len(raws) ==
+	// len(Signatures).
+	raws  []rawSig
+	multi bool // a COSE_Sign, else a COSE_Sign1
+
+	// one1 and raw1 back Signatures and raws of a COSE_Sign1, so that
+	// parsing one allocates two slices fewer.
+	one1 [1]Signature
+	raw1 [1]rawSig
+	// cred and holder back Decl.Credential and its HolderKey when Parse's
+	// fast path decoded them (credfast.go): two allocations fewer.
+	cred   Credential
+	holder PublicKey
 	// pre[i], when set, is the key signature i verified under in
 	// PreVerify (preverify.go); written only before s is shared.
 	pre []PublicKey
@@ -120,31 +133,37 @@ func Parse(b []byte) (*Signed, error) {
 	if len(b) > MaxDeclarationSize {
 		return nil, fmt.Errorf("authority: %w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), MaxDeclarationSize)
 	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("authority: %w: empty input", ErrMalformed)
+	}
 	// Signed is immutable: neither Raw nor the decoded payload may alias the
 	// caller's buffer.
 	b = bytes.Clone(b)
-	s := &Signed{Raw: b, ID: IDOf(b)}
+	s := &Signed{Raw: b}
+	var err error
 	if bytes.HasPrefix(b, coseSignPrefix) {
-		m, sigs, err := parseMultiEnvelope(b)
+		s.multi = true
+		s.payload, s.payloadWhole, s.raws, s.Signatures, err = decodeSign(b)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("authority: %w: not a canonical COSE_Sign envelope: %v", ErrMalformed, err)
 		}
-		s.multi, s.payload, s.Signatures = m, m.Payload, sigs
 	} else {
-		env, err := parseEnvelope(b, MaxDeclarationSize)
+		s.payload, s.payloadWhole, s.raw1[0], s.one1[0], err = decodeSign1(b)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("authority: %w: not a canonical COSE_Sign1 envelope: %v", ErrMalformed, err)
 		}
-		s.sign1, s.payload = &env.msg, env.msg.Payload
-		s.Signatures = []Signature{{Alg: env.alg, KeyID: env.kid}}
+		s.Signatures, s.raws = s.one1[:], s.raw1[:]
 	}
 	s.Alg, s.KeyID = s.Signatures[0].Alg, s.Signatures[0].KeyID
-	if err := unmarshalStrict(s.payload, &s.Decl); err != nil {
-		return nil, fmt.Errorf("authority: %w: payload: %v", ErrMalformed, err)
+	if !decodeCredentialFast(s.payload, &s.Decl, &s.cred, &s.holder) {
+		if err := unmarshalStrict(s.payload, &s.Decl); err != nil {
+			return nil, fmt.Errorf("authority: %w: payload: %v", ErrMalformed, err)
+		}
 	}
 	if err := s.Decl.validate(); err != nil {
 		return nil, fmt.Errorf("authority: %w: %v: %v", ErrMalformed, s.Decl.Kind, err)
 	}
+	s.ID = IDOf(b)
 	return s, nil
 }
 
@@ -155,67 +174,6 @@ var coseSignPrefix = []byte{0xd8, 0x62, 0x84}
 // bstr), the only body header a COSE_Sign of ours has: everything a
 // signature says of itself is in its own protected header.
 var emptyProtected = []byte{0x40}
-
-// parseMultiEnvelope decodes a canonical COSE_Sign: empty body headers, and
-// 2 to MaxSignatures signatures, each with exactly {alg, kid} protected and
-// nothing unprotected, in strictly ascending kid order.
-func parseMultiEnvelope(b []byte) (*cose.SignMessage, []Signature, error) {
-	var m cose.SignMessage
-	if err := m.UnmarshalCBOR(b); err != nil {
-		return nil, nil, fmt.Errorf("authority: %w: not a COSE_Sign envelope: %v", ErrMalformed, err)
-	}
-	if len(m.Headers.Protected) != 0 || len(m.Headers.Unprotected) != 0 {
-		return nil, nil, fmt.Errorf("authority: %w: a COSE_Sign's body headers must be empty: each signature carries its own {alg, kid}", ErrMalformed)
-	}
-	if len(m.Signatures) < 2 || len(m.Signatures) > MaxSignatures {
-		return nil, nil, fmt.Errorf("authority: %w: a COSE_Sign carries 2 to %d signatures, got %d (one signature is a COSE_Sign1)", ErrMalformed, MaxSignatures, len(m.Signatures))
-	}
-	canon := cose.SignMessage{
-		Headers: cose.Headers{Protected: cose.ProtectedHeader{}, Unprotected: cose.UnprotectedHeader{}},
-		Payload: m.Payload,
-	}
-	sigs := make([]Signature, len(m.Signatures))
-	for i, sig := range m.Signatures {
-		alg, calg, kid, err := signatureHeader(sig.Headers)
-		if err != nil {
-			return nil, nil, fmt.Errorf("authority: %w: signature %d: %v", ErrMalformed, i, err)
-		}
-		if i > 0 && bytes.Compare(sigs[i-1].KeyID, kid) >= 0 {
-			return nil, nil, fmt.Errorf("authority: %w: signature %d: kids must be in strictly ascending order (no key signs twice)", ErrMalformed, i)
-		}
-		sigs[i] = Signature{Alg: alg, KeyID: kid}
-		canon.Signatures = append(canon.Signatures, &cose.Signature{
-			Headers:   cose.Headers{Protected: cose.ProtectedHeader{cose.HeaderLabelAlgorithm: calg, cose.HeaderLabelKeyID: kid}, Unprotected: cose.UnprotectedHeader{}},
-			Signature: sig.Signature,
-		})
-	}
-	again, err := canon.MarshalCBOR()
-	if err != nil || !bytes.Equal(again, b) {
-		return nil, nil, fmt.Errorf("authority: %w: envelope %v", ErrMalformed, errNonCanonical)
-	}
-	return &m, sigs, nil
-}
-
-// signatureHeader reads the {alg, kid} of a signature's headers and refuses
-// anything else in them.
-func signatureHeader(h cose.Headers) (Alg, cose.Algorithm, []byte, error) {
-	calg, err := h.Protected.Algorithm()
-	if err != nil {
-		return 0, 0, nil, fmt.Errorf("protected header: %v", err)
-	}
-	alg, err := algFromCOSE(calg)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	kid, ok := h.Protected[cose.HeaderLabelKeyID].([]byte)
-	if !ok || len(kid) != KeyIDSize {
-		return 0, 0, nil, fmt.Errorf("protected header needs a %d-byte kid", KeyIDSize)
-	}
-	if len(h.Protected) != 2 || len(h.Unprotected) != 0 {
-		return 0, 0, nil, errors.New("headers must be exactly {alg, kid} protected and nothing unprotected")
-	}
-	return alg, calg, kid, nil
-}
 
 // signMultiEnvelope makes a canonical COSE_Sign of payload with keys, which
 // must be distinct and in ascending key-ID order (distinctKeys).
@@ -247,28 +205,28 @@ func signMultiEnvelope(payload []byte, keys []*PrivateKey) ([]byte, error) {
 // not know, a key whose algorithm is not the one the signature's header
 // names (no algorithm substitution), or a signature that does not verify
 // fails the whole envelope: a threshold counts only envelopes whose every
-// signature is good.
-func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKey, bool)) ([]PublicKey, error) {
+// signature is good. m, when not empty, remembers signatures that verified
+// (cache.go): it changes the cost, never the answer. what names s in
+// errors; "" names it by kind and ID (only formatted on an error: a decision
+// that passes builds no message it does not show).
+func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKey, bool), m sigMemo) ([]PublicKey, error) {
+	name := func() string {
+		if what == "" {
+			return s.what()
+		}
+		return what
+	}
 	var keys []PublicKey
 	for i, sig := range s.Signatures {
 		k, ok := lookup(sig.KeyID)
 		if !ok {
-			return nil, fmt.Errorf("authority: %w: %s is signed with key %x, which its issuer never declared", ErrBadSignature, what, sig.KeyID)
+			return nil, fmt.Errorf("authority: %w: %s is signed with key %x, which its issuer never declared", ErrBadSignature, name(), sig.KeyID)
 		}
 		if k.Alg != sig.Alg {
 			return nil, fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, sig.Alg, sig.KeyID, k.Alg)
 		}
-		var err error
-		switch {
-		case s.preVerified(i, k):
-			// PreVerify checked this very signature under this very key.
-		case s.multi != nil:
-			err = s.multi.Signatures[i].Verify(verifier{k}, emptyProtected, s.payload, nil)
-		default:
-			err = s.sign1.Verify(nil, verifier{k})
-		}
-		if err != nil {
-			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, what, sig.KeyID)
+		if !s.preVerified(i, k) && !m.verify(s, i, k) {
+			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, name(), sig.KeyID)
 		}
 		// Parse admits no kid twice; count distinct keys all the same, so
 		// that the count never rests on that alone.
@@ -286,7 +244,7 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 // which keys may sign what.
 func (s *Signed) VerifyWith(keys []PublicKey) error {
 	rs := newRootSet(keys, 0, 0, ID{}, 0)
-	_, err := s.verifySignatures(s.what(), rs.find)
+	_, err := s.verifySignatures("", rs.find, sigMemo{})
 	return err
 }
 
@@ -294,7 +252,7 @@ func (s *Signed) VerifyWith(keys []PublicKey) error {
 // keys among keys must have signed, else ErrThresholdNotMet.
 func (s *Signed) VerifyThreshold(keys []PublicKey, threshold int) error {
 	rs := newRootSet(keys, threshold, 0, ID{}, 0)
-	signers, err := s.verifySignatures(s.what(), rs.find)
+	signers, err := s.verifySignatures("", rs.find, sigMemo{})
 	if err != nil {
 		return err
 	}
@@ -306,72 +264,21 @@ func (s *Signed) VerifyThreshold(keys []PublicKey, threshold int) error {
 
 func (s *Signed) what() string { return s.Decl.Kind.String() + " " + s.ID.Short() }
 
-type envelope struct {
-	msg cose.Sign1Message
-	alg Alg
-	kid []byte
+// toBeSigned returns the Sig_structure signature i of s covers.
+func (s *Signed) toBeSigned(i int) []byte {
+	r := s.raws[i]
+	return toBeSigned(make([]byte, 0, len(sigStructureN)+1+len(r.prot)+1+len(s.payloadWhole)), s.multi, r.prot, s.payloadWhole)
 }
 
-// parseEnvelope decodes a canonical COSE_Sign1 with exactly {alg, kid} in its
-// protected header and nothing unprotected.
-func parseEnvelope(b []byte, max int) (envelope, error) {
-	var e envelope
-	if len(b) == 0 {
-		return e, fmt.Errorf("authority: %w: empty input", ErrMalformed)
-	}
-	if len(b) > max {
-		return e, fmt.Errorf("authority: %w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), max)
-	}
-	if err := e.msg.UnmarshalCBOR(b); err != nil {
-		return e, fmt.Errorf("authority: %w: not a COSE_Sign1 envelope: %v", ErrMalformed, err)
-	}
-	calg, err := e.msg.Headers.Protected.Algorithm()
-	if err != nil {
-		return e, fmt.Errorf("authority: %w: protected header: %v", ErrMalformed, err)
-	}
-	if e.alg, err = algFromCOSE(calg); err != nil {
-		return e, fmt.Errorf("authority: %w: %v", ErrMalformed, err)
-	}
-	kid, ok := e.msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
-	if !ok || len(kid) != KeyIDSize {
-		return e, fmt.Errorf("authority: %w: protected header needs a %d-byte kid", ErrMalformed, KeyIDSize)
-	}
-	e.kid = kid
-	if len(e.msg.Headers.Protected) != 2 || len(e.msg.Headers.Unprotected) != 0 {
-		return e, fmt.Errorf("authority: %w: headers must be exactly {alg, kid} protected and nothing unprotected", ErrMalformed)
-	}
-	// The canonical re-encoding must give back the input exactly.
-	canon := cose.Sign1Message{
-		Headers: cose.Headers{
-			Protected:   cose.ProtectedHeader{cose.HeaderLabelAlgorithm: calg, cose.HeaderLabelKeyID: kid},
-			Unprotected: cose.UnprotectedHeader{},
-		},
-		Payload:   e.msg.Payload,
-		Signature: e.msg.Signature,
-	}
-	again, err := canon.MarshalCBOR()
-	if err != nil || !bytes.Equal(again, b) {
-		return e, fmt.Errorf("authority: %w: envelope %v", ErrMalformed, errNonCanonical)
-	}
-	return e, nil
-}
+// ToBeSigned returns the bytes signature i of s covers: its COSE
+// Sig_structure (RFC 9052 §4.4). The caller owns the result. It panics if i
+// is out of range. For tools and benchmarks that check a signature by hand
+// (PublicKey.VerifyUncached); Verify and the graph need nothing of it.
+func (s *Signed) ToBeSigned(i int) []byte { return s.toBeSigned(i) }
 
-// verifyEnvelope checks msg's signature against the key among keys named kid.
-func verifyEnvelope(msg *cose.Sign1Message, alg Alg, kid []byte, keys []PublicKey, what string) error {
-	for _, k := range keys {
-		if !bytes.Equal(k.KeyID(), kid) {
-			continue
-		}
-		if k.Alg != alg {
-			return fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, alg, kid, k.Alg)
-		}
-		if err := msg.Verify(nil, verifier{k}); err != nil {
-			return fmt.Errorf("authority: %w: %v signature of %s does not verify", ErrBadSignature, alg, what)
-		}
-		return nil
-	}
-	return fmt.Errorf("authority: %w: %s is signed with key %x, which its issuer never declared", ErrBadSignature, what, kid)
-}
+// SignatureBytes returns signature i's bytes. The caller must not modify
+// them. It panics if i is out of range.
+func (s *Signed) SignatureBytes(i int) []byte { return s.raws[i].sig }
 
 // signEnvelope makes a canonical COSE_Sign1 of payload with k.
 func signEnvelope(payload []byte, k *PrivateKey) ([]byte, error) {
@@ -403,7 +310,8 @@ type Sealed struct {
 	Alg     Alg
 	KeyID   []byte
 
-	msg cose.Sign1Message
+	payloadWhole []byte
+	raw          rawSig
 }
 
 // Seal signs payload with k.
@@ -421,17 +329,37 @@ func ParseSealed(b []byte, max int) (*Sealed, error) {
 	if len(b) > max {
 		return nil, fmt.Errorf("authority: %w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), max)
 	}
-	b = bytes.Clone(b)
-	e, err := parseEnvelope(b, max)
-	if err != nil {
-		return nil, err
+	if len(b) == 0 {
+		return nil, fmt.Errorf("authority: %w: empty input", ErrMalformed)
 	}
-	return &Sealed{Raw: b, Payload: e.msg.Payload, Alg: e.alg, KeyID: e.kid, msg: e.msg}, nil
+	b = bytes.Clone(b)
+	s := &Sealed{Raw: b}
+	var sig Signature
+	var err error
+	s.Payload, s.payloadWhole, s.raw, sig, err = decodeSign1(b)
+	if err != nil {
+		return nil, fmt.Errorf("authority: %w: not a canonical COSE_Sign1 envelope: %v", ErrMalformed, err)
+	}
+	s.Alg, s.KeyID = sig.Alg, sig.KeyID
+	return s, nil
 }
 
 // VerifyWith checks the seal against the key among keys that it names.
 func (s *Sealed) VerifyWith(keys []PublicKey) error {
-	return verifyEnvelope(&s.msg, s.Alg, s.KeyID, keys, "sealed payload")
+	for _, k := range keys {
+		if !bytes.Equal(k.KeyID(), s.KeyID) {
+			continue
+		}
+		if k.Alg != s.Alg {
+			return fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, s.Alg, s.KeyID, k.Alg)
+		}
+		tbs := toBeSigned(nil, false, s.raw.prot, s.payloadWhole)
+		if !k.verify(tbs, s.raw.sig) {
+			return fmt.Errorf("authority: %w: %v signature of sealed payload does not verify", ErrBadSignature, s.Alg)
+		}
+		return nil
+	}
+	return fmt.Errorf("authority: %w: sealed payload is signed with key %x, which its issuer never declared", ErrBadSignature, s.KeyID)
 }
 
 // signer adapts PrivateKey to cose.Signer.
@@ -444,7 +372,9 @@ func (s signer) Algorithm() cose.Algorithm {
 
 func (s signer) Sign(_ io.Reader, content []byte) ([]byte, error) { return s.k.sign(content) }
 
-// verifier adapts PublicKey to cose.Verifier.
+// verifier adapts PublicKey to cose.Verifier, for checking messages go-cose
+// decoded (the external COSE examples in the tests); Parse and Verify check
+// signatures over the Sig_structure directly (toBeSigned).
 type verifier struct{ k PublicKey }
 
 func (v verifier) Algorithm() cose.Algorithm {

@@ -14,7 +14,7 @@ func JudgeCredentialSigners(v View, raw []byte, at time.Time) (Reason, string) {
 	if !ok {
 		return ReasonUnknownAuthority, "unknown issuer"
 	}
-	return judgeCredentialSigners(v, cred, issuer, "the credential", at)
+	return judgeCredentialSigners(v, cred, issuer, func() string { return "the credential" }, at, sigMemo{})
 }
 
 // RuleEquivocated exposes ruleEquivocated.

@@ -23,7 +23,7 @@ func (id ID) IsZero() bool { return id == ID{} }
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
 // Short returns the first 12 hex digits, for narratives meant for people.
-func (id ID) Short() string { return id.String()[:12] }
+func (id ID) Short() string { return hex.EncodeToString(id[:6]) }
 
 // MarshalText implements encoding.TextMarshaler (JSON renders IDs as hex).
 func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }

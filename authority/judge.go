@@ -31,28 +31,28 @@ import (
 //     (equivocation).
 //
 // name is how messages call the credential ("the credential", or a link of a
-// delegated chain).
-func judgeCredentialSigners(v View, cred *Signed, issuer *AuthorityInfo, name string, at time.Time) (Reason, string) {
+// delegated chain), made only for a message. m, when not nil, remembers its verified signatures
+// (cache.go).
+func judgeCredentialSigners(v View, cred *Signed, issuer *AuthorityInfo, name func() string, at time.Time, m sigMemo) (Reason, string) {
 	st := viewState(v, issuer)
-	what := name
 	if len(cred.Signatures) == 1 {
 		if o, ok := v.OperationalKey(issuer.ID, cred.KeyID); ok {
-			if r, msg := judgeOpKey(v, cred, issuer, o, name, at); r != "" {
+			if r, msg := judgeOpKey(v, cred, issuer, o, name, at, m); r != "" {
 				return r, msg
 			}
 			return judgeEquivocation(issuer)
 		}
 	}
-	cls, err := st.classify(cred)
+	cls, err := st.classify(cred, m)
 	if err != nil {
 		reason := ReasonBadSignature
 		if errors.Is(err, ErrMalformed) {
 			reason = ReasonMalformed
 		}
-		return reason, fmt.Sprintf("%s's signature does not verify against %s's declared keys: %v", what, issuer.Name, err)
+		return reason, fmt.Sprintf("%s's signature does not verify against %s's declared keys: %v", name(), issuer.Name, err)
 	}
 	if cls.operational != nil {
-		return ReasonBadSignature, fmt.Sprintf("%s is signed by operational key %x of %s together with other keys: an operational key signs alone", what, cls.operational, issuer.Name)
+		return ReasonBadSignature, fmt.Sprintf("%s is signed by operational key %x of %s together with other keys: an operational key signs alone", name(), cls.operational, issuer.Name)
 	}
 	if cls.retired == nil && len(cls.keys) >= st.roots.Threshold {
 		return judgeEquivocation(issuer)
@@ -68,30 +68,30 @@ func judgeCredentialSigners(v View, cred *Signed, issuer *AuthorityInfo, name st
 			return judgeEquivocation(issuer)
 		}
 		return ReasonKeyRotated, fmt.Sprintf("%s is signed by root keys of %s that rotation %s retired, and its window (until %s) outlives that rotation (issued %s): only credentials whose window closes by then still verify",
-			what, issuer.Name, issuer.Roots[i+1].ID.Short(), fmtOpenEnd(c.NotAfter), fmtUnix(retiredAt))
+			name(), issuer.Name, issuer.Roots[i+1].ID.Short(), fmtOpenEnd(c.NotAfter), fmtUnix(retiredAt))
 	}
 	if cls.retired != nil {
-		return ReasonKeyRotated, fmt.Sprintf("%s is signed with root key %x of %s, which a rotation retired", what, cls.retired, issuer.Name)
+		return ReasonKeyRotated, fmt.Sprintf("%s is signed with root key %x of %s, which a rotation retired", name(), cls.retired, issuer.Name)
 	}
 	return ReasonThresholdNotMet, fmt.Sprintf("%s has %d valid signature(s) by distinct root keys of %s; its threshold is %d of %d",
-		what, len(cls.keys), issuer.Name, st.roots.Threshold, len(st.roots.Keys))
+		name(), len(cls.keys), issuer.Name, st.roots.Threshold, len(st.roots.Keys))
 }
 
 // judgeOpKey judges a credential signed by operational key o alone, at time
 // at (not at the credential's IssuedAt, which its signer chose).
-func judgeOpKey(v View, cred *Signed, issuer *AuthorityInfo, o *OpKeyInfo, name string, at time.Time) (Reason, string) {
+func judgeOpKey(v View, cred *Signed, issuer *AuthorityInfo, o *OpKeyInfo, name func() string, at time.Time, m sigMemo) (Reason, string) {
 	kid := o.Key.KeyID()
-	if _, err := cred.verifySignatures(cred.what(), func(k []byte) (PublicKey, bool) { return o.Key, bytes.Equal(k, kid) }); err != nil {
-		return ReasonBadSignature, fmt.Sprintf("%s's signature does not verify with %s's operational key %x: %v", name, issuer.Name, kid, err)
+	if _, err := cred.verifySignatures("", func(k []byte) (PublicKey, bool) { return o.Key, bytes.Equal(k, kid) }, m); err != nil {
+		return ReasonBadSignature, fmt.Sprintf("%s's signature does not verify with %s's operational key %x: %v", name(), issuer.Name, kid, err)
 	}
 	if rid, ok := v.RevokedBy(o.ID, issuer.ID); ok {
-		return ReasonRevoked, fmt.Sprintf("%s's operational key %x is disabled: %s revoked its delegation %s (revocation %s)", name, kid, issuer.Name, o.ID.Short(), rid.Short())
+		return ReasonRevoked, fmt.Sprintf("%s's operational key %x is disabled: %s revoked its delegation %s (revocation %s)", name(), kid, issuer.Name, o.ID.Short(), rid.Short())
 	}
 	if !o.Allows(KindCredential) {
-		return ReasonBadSignature, fmt.Sprintf("%s is signed by operational key %x of %s, whose delegation %s allows only %v, not credentials", name, kid, issuer.Name, o.ID.Short(), o.Kinds)
+		return ReasonBadSignature, fmt.Sprintf("%s is signed by operational key %x of %s, whose delegation %s allows only %v, not credentials", name(), kid, issuer.Name, o.ID.Short(), o.Kinds)
 	}
 	if r, msg := window(o.NotBefore, o.NotAfter, at); r != "" {
-		return r, fmt.Sprintf("%s's operational key %x (delegation %s of %s) %s", name, kid, o.ID.Short(), issuer.Name, msg)
+		return r, fmt.Sprintf("%s's operational key %x (delegation %s of %s) %s", name(), kid, o.ID.Short(), issuer.Name, msg)
 	}
 	return "", ""
 }

@@ -242,6 +242,7 @@ func newPrivateKey(alg Alg, seed []byte) *PrivateKey {
 		var ξ [mldsa65.SeedSize]byte
 		copy(ξ[:], k.mlSeed)
 		mlPub, mlPriv := mldsa65.NewKeyFromSeed(&ξ)
+		clearUpper() // see vzeroupper_amd64.go
 		k.ml = mlPriv
 		pub = mlPub.Bytes()
 	}
@@ -294,7 +295,9 @@ func (k *PrivateKey) sign(msg []byte) ([]byte, error) {
 		return ed25519.Sign(k.ed, msg), nil
 	case AlgMLDSA65:
 		sig := make([]byte, mldsa65.SignatureSize)
-		if err := mldsa65.SignTo(k.ml, msg, nil, false, sig); err != nil {
+		err := mldsa65.SignTo(k.ml, msg, nil, false, sig)
+		clearUpper()
+		if err != nil {
 			return nil, fmt.Errorf("authority: sign: %v: %w", k.alg, err)
 		}
 		return sig, nil

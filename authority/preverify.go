@@ -48,13 +48,7 @@ func (s *Signed) preVerify(keys func(s *Signed, kid []byte) []PublicKey) {
 			if k.Alg != sig.Alg || !bytes.Equal(k.KeyID(), sig.KeyID) {
 				continue
 			}
-			var err error
-			if s.multi != nil {
-				err = s.multi.Signatures[i].Verify(verifier{k}, emptyProtected, s.payload, nil)
-			} else {
-				err = s.sign1.Verify(nil, verifier{k})
-			}
-			if err == nil {
+			if (sigMemo{}).verify(s, i, k) {
 				pre[i] = k
 				break
 			}

@@ -126,6 +126,11 @@ type signerState struct {
 	// revoked; either may be nil.
 	op      func(kid []byte) (*OpKeyInfo, bool)
 	revoked func(o *OpKeyInfo) (ID, bool)
+	// view and id, when view is set, answer for op and revoked from a
+	// View's current state (viewState): no closures, so a decision's
+	// signer state allocates nothing.
+	view View
+	id   ID
 	// ownDelegation reports whether id is a delegation of this authority;
 	// nil when the caller cannot tell (a View).
 	ownDelegation func(id ID) bool
@@ -138,13 +143,13 @@ type signerState struct {
 // one operational key whose delegation allows it. Every signature must
 // verify; nothing is said about s's issuer before its signatures verified.
 func (st *signerState) authorise(s *Signed) error {
-	if len(s.Signatures) == 1 && st.op != nil {
-		if o, ok := st.op(s.KeyID); ok {
+	if len(s.Signatures) == 1 {
+		if o, ok := st.opKey(s.KeyID); ok {
 			return st.authoriseOp(s, o)
 		}
 	}
 	what := s.what()
-	cls, err := st.classify(s)
+	cls, err := st.classify(s, sigMemo{})
 	if err != nil {
 		return err
 	}
@@ -173,9 +178,9 @@ type signerClass struct {
 // classify verifies every signature of s against the keys st knows (the
 // root set in effect, then earlier ones, then operational keys) and says
 // who signed.
-func (st *signerState) classify(s *Signed) (signerClass, error) {
+func (st *signerState) classify(s *Signed, m sigMemo) (signerClass, error) {
 	var c signerClass
-	keys, err := s.verifySignatures(s.what(), func(kid []byte) (PublicKey, bool) {
+	keys, err := s.verifySignatures("", func(kid []byte) (PublicKey, bool) {
 		if k, ok := st.roots.find(kid); ok {
 			return k, true
 		}
@@ -185,14 +190,12 @@ func (st *signerState) classify(s *Signed) (signerClass, error) {
 				return k, true
 			}
 		}
-		if st.op != nil {
-			if o, ok := st.op(kid); ok {
-				c.operational = kid
-				return o.Key, true
-			}
+		if o, ok := st.opKey(kid); ok {
+			c.operational = kid
+			return o.Key, true
 		}
 		return PublicKey{}, false
-	})
+	}, m)
 	c.keys = keys
 	return c, err
 }
@@ -206,16 +209,14 @@ func (st *signerState) authoriseOp(s *Signed, o *OpKeyInfo) error {
 	d := &s.Decl
 	what := s.what()
 	okid := o.Key.KeyID()
-	if _, err := s.verifySignatures(what, func(kid []byte) (PublicKey, bool) { return o.Key, bytes.Equal(kid, okid) }); err != nil {
+	if _, err := s.verifySignatures(what, func(kid []byte) (PublicKey, bool) { return o.Key, bytes.Equal(kid, okid) }, sigMemo{}); err != nil {
 		return err
 	}
 	deny := func(format string, args ...any) error {
 		return fmt.Errorf("authority: %w: %s signed by operational key %x of %s: %s", ErrKeyNotAuthorised, what, okid, st.name, fmt.Sprintf(format, args...))
 	}
-	if st.revoked != nil {
-		if rid, ok := st.revoked(o); ok {
-			return deny("its delegation %s was revoked by %s", o.ID.Short(), rid.Short())
-		}
+	if rid, ok := st.opRevoked(o); ok {
+		return deny("its delegation %s was revoked by %s", o.ID.Short(), rid.Short())
 	}
 	if !o.Allows(d.Kind) {
 		return deny("its delegation %s allows only %v", o.ID.Short(), o.Kinds)
@@ -244,16 +245,41 @@ func inWindow(nbf, naf, u int64) bool {
 }
 
 // viewState is the signer state of authority a now, as View shows it.
-func viewState(v View, a *AuthorityInfo) *signerState {
-	st := &signerState{name: a.Name, maxIssuedAt: a.MaxIssuedAt}
+//
+// It returns a value, not a pointer, so that a decision's signer state can
+// live on the stack.
+func viewState(v View, a *AuthorityInfo) signerState {
+	st := signerState{name: a.Name, maxIssuedAt: a.MaxIssuedAt}
 	if n := len(a.Roots); n > 0 {
 		st.roots, st.past = a.Roots[n-1], a.Roots[:n-1]
 	} else {
 		st.roots = RootSet{Keys: a.RootKeys, Threshold: a.Threshold}
 	}
-	st.op = func(kid []byte) (*OpKeyInfo, bool) { return v.OperationalKey(a.ID, kid) }
-	st.revoked = func(o *OpKeyInfo) (ID, bool) { return v.RevokedBy(o.ID, a.ID) }
+	st.view, st.id = v, a.ID
 	return st
+}
+
+// opKey finds a delegated operational key by kid (op, or the view).
+func (st *signerState) opKey(kid []byte) (*OpKeyInfo, bool) {
+	switch {
+	case st.view != nil:
+		return st.view.OperationalKey(st.id, kid)
+	case st.op != nil:
+		return st.op(kid)
+	}
+	return nil, false
+}
+
+// opRevoked says whether and by what o's delegation was revoked (revoked,
+// or the view).
+func (st *signerState) opRevoked(o *OpKeyInfo) (ID, bool) {
+	switch {
+	case st.view != nil:
+		return st.view.RevokedBy(o.ID, st.id)
+	case st.revoked != nil:
+		return st.revoked(o)
+	}
+	return ID{}, false
 }
 
 // VerifySigners checks that s's signatures make it a declaration of its
@@ -274,7 +300,8 @@ func VerifySigners(v View, s *Signed) error {
 	if !ok {
 		return fmt.Errorf("authority: %w %s", ErrUnknownAuthority, s.Decl.Authority.Short())
 	}
-	return viewState(v, a).authorise(s)
+	st := viewState(v, a)
+	return st.authorise(s)
 }
 
 // genesisState is the signer state of a genesis: its own keys.

@@ -1,7 +1,10 @@
 package authority
 
 import (
+	"encoding/hex"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -137,6 +140,7 @@ type Decision struct {
 type Option func(*verifyOptions)
 
 type verifyOptions struct {
+	cache     *Cache
 	at        time.Time
 	asOf      time.Time
 	asOfS     bool
@@ -229,6 +233,9 @@ func verify(v View, req Request, opts ...Option) (Decision, stats) {
 	if d.Chain == nil {
 		d.Chain = []ID{}
 	}
+	if len(d.Path) == 0 {
+		d.Path = nil // omitted from JSON, as before it was carved out of Chain's allocation
+	}
 	return d, st
 }
 
@@ -241,7 +248,24 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		decideExternal(v, req, o, d, st)
 		return
 	}
-	links, reason, msg := parseChain(req)
+	var links []*Signed
+	var memo *chainMemo
+	var reason Reason
+	var msg string
+	var hash uint64
+	cached := false
+	if o.cache != nil {
+		var e *cacheEntry
+		if e, hash = o.cache.get(req); e != nil {
+			links, memo, cached = e.links, e.memo, true
+		}
+	}
+	if !cached {
+		links, reason, msg = parseChain(req)
+		if reason == "" && o.cache != nil {
+			memo = newChainMemo(links)
+		}
+	}
 	if len(links) > 0 {
 		leaf := links[len(links)-1]
 		d.Subject, d.Issuer = leaf.Decl.Credential.Subject, leaf.Decl.Authority
@@ -257,10 +281,20 @@ func decide(v View, req *Request, o *verifyOptions, d *Decision, st *stats) {
 		deny(ReasonUnknownAuthority, "the credential's issuer %s is not an authority in the graph at version %d", leaf.Decl.Authority.Short(), v.Version())
 		return
 	}
-	d.Chain = append(d.Chain, issuer.ID)
-	if reason, msg := checkChain(v, issuer, links, at, d); reason != "" {
+	// The chain's IDs, then a path's, and the path's rules: one
+	// allocation for the longest. (Three-index slices: an append past
+	// either capacity copies, never overwrites the other.)
+	n := 1 + len(links) + 2*MaxPathLength + 1
+	ids := make([]ID, n+MaxPathLength)
+	d.Chain = append(ids[:0:n], issuer.ID)
+	d.Path = ids[n:n:len(ids)]
+	if reason, msg := checkChain(v, issuer, links, at, d, memo); reason != "" {
 		deny(reason, "%s", msg)
 		return
+	}
+	if !cached && memo != nil && memo.complete() {
+		memo.record = false
+		o.cache.put(hash, links, memo)
 	}
 	if c.HolderKey != nil {
 		if err := checkProof(req.PoP, *c.HolderKey, leaf.ID, req.Target, o.challenge); err != nil {
@@ -381,7 +415,20 @@ func allowPath(q *request, d *Decision, rules []*RuleInfo) {
 	d.Allow, d.Rule, d.Reason = true, r.ID, ReasonOK
 	target, issuer := authorityName(q.v, q.target), authorityName(q.v, q.home)
 	if len(rules) == 1 {
-		d.Message = fmt.Sprintf("%s accepts %q of %s for %s on %s (rule %s)", target, q.subject, issuer, q.action, q.res, r.ID.Short())
+		// fmt.Sprintf("%s accepts %q of %s for %s on %s (rule %s)", ...),
+		// built by hand: every allowed decision says it, and Sprintf's
+		// boxing of six arguments was a fifth of a warm decision's
+		// allocations.
+		var b strings.Builder
+		b.Grow(64 + len(target) + 2*len(q.subject) + len(issuer) + len(q.action) + len(q.res))
+		var quoted [128]byte
+		var short [12]byte
+		hex.Encode(short[:], r.ID[:6])
+		for _, part := range [][]byte{[]byte(target), []byte(" accepts "), appendQuote(quoted[:0], q.subject), []byte(" of "), []byte(issuer), []byte(" for "),
+			[]byte(q.action), []byte(" on "), []byte(q.res), []byte(" (rule "), short[:], []byte(")")} {
+			b.Write(part)
+		}
+		d.Message = b.String()
 		return
 	}
 	d.Message = fmt.Sprintf("%s accepts %q of %s for %s on %s over the path %s (rule %s, %d rules)", target, q.subject, issuer, q.action, q.res, describePath(q.v, rules), r.ID.Short(), len(rules))
@@ -415,3 +462,17 @@ func window(nbf, naf int64, t time.Time) (Reason, string) {
 }
 
 func fmtUnix(s int64) string { return time.Unix(s, 0).UTC().Format(time.RFC3339) }
+
+// appendQuote is strconv.AppendQuote, without its Unicode tables for the
+// usual subject of printable ASCII with no quote or backslash: that is
+// quoted as it is.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -117,6 +117,9 @@ type Node struct {
 	// cons drives the Raft configuration from the consortium (consortium.go).
 	cons consortiumState
 	syn  syncState
+	// chains remembers the signatures of presented credential chains that
+	// verified (authority.Cache): Verify and VerifyRequest share it.
+	chains *authority.Cache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -149,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.initEquivocation()
 	n.started = time.Now()
+	n.chains = authority.NewCache(0, 0)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.Close()
@@ -725,7 +729,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 	n.store.View(func(v authority.View) {
 		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq},
 			authority.Request{Credential: cred, Resource: resource, Action: action}, target,
-			authority.WithTime(at), authority.WithGraphAsOf(asOf))
+			authority.WithTime(at), authority.WithGraphAsOf(asOf), authority.WithCache(n.chains))
 	})
 	n.met.decisions.WithLabelValues(d.Outcome, string(d.Reason)).Inc()
 	return d
@@ -738,7 +742,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 // challenge: authority.WithChallenge). Like Verify it reads local state only.
 func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time, opts ...authority.Option) authority.Decision {
 	asOf := n.graphAsOf()
-	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf)}, opts...)
+	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf), authority.WithCache(n.chains)}, opts...)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
 		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq}, req, target, all...)
