@@ -667,11 +667,19 @@ func (n *Node) graphAsOf() time.Time {
 	return n.started
 }
 
+// verifyAsOf is the graph-as-of time to judge a request at `at` with, so
+// that the decision's graph age is the replica's real age now (on the
+// node's clock), whatever time the request is judged at: a request judged
+// at a fixed or past time must still say how stale the replica is.
+func (n *Node) verifyAsOf(at time.Time) time.Time {
+	return at.Add(-max(time.Since(n.graphAsOf()), 0))
+}
+
 // Verify decides a request against this node's replica (plus revocations
 // seen by gossip and not yet agreed). It works with no Raft quorum and no
 // network: it reads local state only.
 func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time) authority.Decision {
-	asOf := n.graphAsOf()
+	asOf := n.verifyAsOf(at)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
 		d = authority.VerifyNamed(overlay{View: v, prov: n.prov},
@@ -688,7 +696,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 // authority.VerifyNamed); opts add to the node's own (a verifier's
 // challenge: authority.WithChallenge). Like Verify it reads local state only.
 func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time, opts ...authority.Option) authority.Decision {
-	asOf := n.graphAsOf()
+	asOf := n.verifyAsOf(at)
 	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf)}, opts...)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
@@ -703,25 +711,32 @@ func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time,
 func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
 	var out AuthorityStatus
 	var err error
-	n.store.View(func(v authority.View) {
-		var id authority.ID
-		id, err = authority.ResolveAuthority(v, ref)
-		if err != nil {
-			// Our own authority may be pending still.
-			if ref == n.home.Config.Name || ref == n.home.Authority.String() {
-				if g := n.pool.get(n.home.Authority); g != nil {
-					out = AuthorityStatus{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind, HeadID: n.home.Authority, Pending: true}
-					err = nil
-				}
-			}
-			return
-		}
-		a, _ := v.Authority(id)
-		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}
-	})
+	n.store.View(func(v authority.View) { out, err = n.headIn(v, ref) })
 	if err != nil {
 		return out, err
 	}
+	return n.advancePending(out), nil
+}
+
+// headIn is an authority's agreed head in v (or our own pending genesis).
+func (n *Node) headIn(v authority.View, ref string) (AuthorityStatus, error) {
+	id, err := authority.ResolveAuthority(v, ref)
+	if err != nil {
+		// Our own authority may be pending still.
+		if ref == n.home.Config.Name || ref == n.home.Authority.String() {
+			if g := n.pool.get(n.home.Authority); g != nil {
+				return AuthorityStatus{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind, HeadID: n.home.Authority, Pending: true}, nil
+			}
+		}
+		return AuthorityStatus{}, err
+	}
+	a, _ := v.Authority(id)
+	return AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}, nil
+}
+
+// advancePending moves an agreed head over pending declarations that
+// extend it.
+func (n *Node) advancePending(out AuthorityStatus) AuthorityStatus {
 	for {
 		p := n.pool.at(out.ID, out.Head+1)
 		if p == nil || p.Decl.Prev != out.HeadID {
@@ -729,7 +744,7 @@ func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
 		}
 		out.Head, out.HeadID, out.Pending = p.Decl.Seq, p.ID, true
 	}
-	return out, nil
+	return out
 }
 
 // AuthorityStatus is one authority's identity and chain head.

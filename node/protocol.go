@@ -172,6 +172,9 @@ func (n *Node) serveProtocols() error {
 	if err := n.serve(ProtoCosign, n.handleCosign); err != nil {
 		return err
 	}
+	if err := n.serve(ProtoReadIndex, n.handleReadIndex); err != nil {
+		return err
+	}
 	return n.serve(ProtoPeers, n.handlePeers)
 }
 
