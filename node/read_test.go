@@ -221,5 +221,3 @@ func TestParseConsistency(t *testing.T) {
 		})
 	}
 }
-
-
