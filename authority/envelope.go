@@ -46,6 +46,9 @@ type Signed struct {
 	payload []byte
 	sign1   *cose.Sign1Message // set for a COSE_Sign1
 	multi   *cose.SignMessage  // set for a COSE_Sign
+	// good remembers which of these signatures verified with which key
+	// (sigmemo.go); nil for a Signed not made by Parse.
+	good *sigMemo
 }
 
 // Signature is what an envelope says of one of its signatures: the
@@ -120,7 +123,7 @@ func Parse(b []byte) (*Signed, error) {
 	// Signed is immutable: neither Raw nor the decoded payload may alias the
 	// caller's buffer.
 	b = bytes.Clone(b)
-	s := &Signed{Raw: b, ID: IDOf(b)}
+	s := &Signed{Raw: b, ID: IDOf(b), good: &sigMemo{}}
 	if bytes.HasPrefix(b, coseSignPrefix) {
 		m, sigs, err := parseMultiEnvelope(b)
 		if err != nil {
@@ -256,10 +259,17 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 			return nil, fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, sig.Alg, sig.KeyID, k.Alg)
 		}
 		var err error
-		if s.multi != nil {
+		switch {
+		case s.good.has(i, k):
+			// These bytes verified with this key before: the answer is
+			// the same (sigmemo.go); only the cost differs.
+		case s.multi != nil:
 			err = s.multi.Signatures[i].Verify(verifier{k}, emptyProtected, s.payload, nil)
-		} else {
+		default:
 			err = s.sign1.Verify(nil, verifier{k})
+		}
+		if err == nil {
+			s.good.add(i, k)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, what, sig.KeyID)
