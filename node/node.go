@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,6 +106,12 @@ type Node struct {
 	admitMu sync.Mutex
 	// forwarding is set while a forward to the leader is in flight.
 	forwarding atomic.Bool
+	// proposals counts batches handed to Raft and not yet answered
+	// (propose.go). Invariant: 0 <= proposals <= maxInFlight.
+	proposals atomic.Int32
+	// validated hands the gossip validator's parsed declarations to
+	// delivery (verified.go).
+	validated validatedSet
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
 	wit   witnessState
@@ -454,6 +461,18 @@ func (n *Node) checkSignature(sd *authority.Signed) error {
 // validateGossip runs on every gossip message before it is delivered or
 // relayed: decode, bound, verify. Nothing touches the store before it.
 func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossip.Verdict {
+	// By ID first (the hash of the bytes): what the graph or the pool
+	// holds was verified when it entered, and re-parsing our own Publish
+	// of every submitted declaration would double the leader's work.
+	id := authority.IDOf(data)
+	if n.store.Has(id) {
+		n.met.gossip.WithLabelValues("ignore").Inc()
+		return gossip.Ignore
+	}
+	if n.pool.get(id) != nil {
+		n.met.gossip.WithLabelValues("accept").Inc()
+		return gossip.Accept
+	}
 	sd, err := authority.Parse(data)
 	if err != nil {
 		n.met.gossip.WithLabelValues("reject").Inc()
@@ -463,10 +482,6 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 	if !sd.Decl.Kind.OnChain() {
 		n.met.gossip.WithLabelValues("reject").Inc()
 		return gossip.Reject
-	}
-	if n.store.Has(sd.ID) {
-		n.met.gossip.WithLabelValues("ignore").Inc()
-		return gossip.Ignore
 	}
 	if err := n.checkSignature(sd); err != nil {
 		if errors.Is(err, ErrUnknownIssuer) {
@@ -478,13 +493,24 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 		return gossip.Reject
 	}
 	n.met.gossip.WithLabelValues("accept").Inc()
+	n.validated.put(sd)
 	return gossip.Accept
 }
 
 // deliverGossip takes a validated declaration from the mesh.
 func (n *Node) deliverGossip(from string, data []byte) {
-	sd, err := authority.Parse(data)
-	if err != nil || n.store.Has(sd.ID) {
+	id := authority.IDOf(data)
+	sd := n.validated.take(id)
+	if sd == nil {
+		if n.pool.get(id) != nil {
+			return // ours already (our own Publish, or a relay)
+		}
+		var err error
+		if sd, err = authority.Parse(data); err != nil {
+			return
+		}
+	}
+	if n.store.Has(sd.ID) {
 		return
 	}
 	if sd.Decl.Kind == authority.KindRevocation {
@@ -506,7 +532,7 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		}
 		return []error{err}
 	}
-	errs := n.store.ApplyDeclarations(index, envs)
+	errs := n.store.ApplyDeclarationsParsed(index, envs, n.parsedFor)
 	accepted := 0
 	for _, e := range errs {
 		if e == nil {
@@ -558,14 +584,28 @@ func (n *Node) proposeLoop() {
 		case <-n.kick:
 		}
 		n.proposeOnce()
+		// Every submit and gossip message kicks; a round lists the whole
+		// pool. Let kicks coalesce for a moment, so rounds stay cheap
+		// under bursts and batches fill (propose.go).
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(proposeGap):
+		}
 	}
 }
 
 func (n *Node) proposeOnce() {
+	if n.proposals.Load() >= maxInFlight {
+		return // nothing could be proposed; a settled batch kicks again
+	}
 	now := time.Now()
 	items := n.pool.list()
 	var todo []*pendingDecl
 	for _, p := range items {
+		if p.inflight.Load() {
+			continue // in a proposal that Raft has not answered yet
+		}
 		if n.store.Has(p.sd.ID) {
 			n.pool.remove(p.sd.ID)
 			continue
@@ -613,45 +653,6 @@ func (n *Node) proposeOnce() {
 			n.log.Debug("forward to leader", "leader", leader, "n", len(envs), "err", err)
 		}
 	}()
-}
-
-func (n *Node) proposeBatches(todo []*pendingDecl) {
-	for len(todo) > 0 {
-		size, k := 0, 0
-		for k < len(todo) && k < maxBatchCount && size+len(todo[k].sd.Raw) < maxBatchBytes {
-			size += len(todo[k].sd.Raw) + 8
-			k++
-		}
-		batch := todo[:k]
-		todo = todo[k:]
-		envs := make([][]byte, len(batch))
-		for i, p := range batch {
-			envs[i] = p.sd.Raw
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		res, _, err := n.raft.Apply(ctx, consensus.Command{Type: cmdDeclarations, Body: encodeBatch(envs)})
-		cancel()
-		if err != nil {
-			n.log.Debug("propose", "n", len(envs), "err", err)
-			return
-		}
-		errs, _ := res.([]error)
-		for i, p := range batch {
-			var e error
-			if i < len(errs) {
-				e = errs[i]
-			}
-			switch {
-			case e == nil, errors.Is(e, authority.ErrDuplicate):
-				n.pool.remove(p.sd.ID)
-			case errors.Is(e, authority.ErrGap), errors.Is(e, authority.ErrUnknownAuthority):
-				// An earlier declaration is missing: keep it and retry.
-			default:
-				n.log.Warn("the agreed graph refused a declaration", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String(), "err", e)
-				n.pool.remove(p.sd.ID)
-			}
-		}
-	}
 }
 
 // graphAsOf is when this replica was last known to be current: now for the
@@ -764,6 +765,9 @@ type pendingDecl struct {
 	forwarded time.Time
 	// forwardedTo is the leader it was last forwarded to.
 	forwardedTo string
+	// inflight is set while the declaration is in a proposal Raft has not
+	// answered yet (propose.go).
+	inflight atomic.Bool
 }
 
 // pool holds declarations that are valid but not yet agreed.
@@ -855,13 +859,15 @@ func (p *pool) list() []*pendingDecl {
 		if (a.Kind == authority.KindGenesis) != (b.Kind == authority.KindGenesis) {
 			return a.Kind == authority.KindGenesis
 		}
-		if a.Authority != b.Authority {
-			return a.Authority.String() < b.Authority.String()
+		// Bytes, not hex strings: the same order, without allocating in a
+		// sort that runs on every proposer round.
+		if c := bytes.Compare(a.Authority[:], b.Authority[:]); c != 0 {
+			return c < 0
 		}
 		if a.Seq != b.Seq {
 			return a.Seq < b.Seq
 		}
-		return out[i].sd.ID.String() < out[j].sd.ID.String()
+		return bytes.Compare(out[i].sd.ID[:], out[j].sd.ID[:]) < 0
 	})
 	return out
 }
