@@ -102,6 +102,7 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
+	pubq   chan []byte // submitted declarations to gossip (publish.go)
 	// admitMu serialises admit's check-then-add of chain positions.
 	admitMu sync.Mutex
 	// forwarding is set while a forward to the leader is in flight.
@@ -143,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		prov: newProvisional(),
 		met:  newMetrics(),
 		kick: make(chan struct{}, 1),
+		pubq: make(chan []byte, publishQueue),
 	}
 	n.started = time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -236,7 +238,8 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.publishLoop()
 	go n.proposeLoop()
 	go n.directoryLoop()
 	go n.witnessLoop()
@@ -384,7 +387,7 @@ func (n *Node) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
 	}
 	n.met.submitted.WithLabelValues("accepted").Inc()
 	res.Status = "accepted"
-	if err := n.host.Publish(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
+	if err := n.publish(env); err != nil {
 		// Gossip is the fast path; the proposer still carries it to Raft.
 		n.log.Debug("publish", "id", sd.ID.Short(), "err", err)
 	}
@@ -630,16 +633,28 @@ func (n *Node) proposeOnce() {
 	if leader == "" || leader == n.host.PeerID() {
 		return
 	}
+	// One forward at a time; what is not sent now is not marked sent.
+	if !n.forwarding.CompareAndSwap(false, true) {
+		return
+	}
 	var envs [][]byte
+	size := 0
 	for _, p := range todo {
+		// The leader's frame decoder takes at most maxForwardCount
+		// envelopes: the rest go in the next round (propose.go).
+		if len(envs) >= maxForwardCount || size+len(p.sd.Raw) > maxForwardBytes {
+			break
+		}
 		// A new leader gets everything at once; the same one only retries.
 		if p.forwardedTo != leader || now.Sub(p.forwarded) >= forwardRetry {
 			p.forwardedTo = leader
 			envs = append(envs, p.sd.Raw)
+			size += len(p.sd.Raw) + 8
 			p.forwarded = now
 		}
 	}
-	if len(envs) == 0 || !n.forwarding.CompareAndSwap(false, true) {
+	if len(envs) == 0 {
+		n.forwarding.Store(false)
 		return
 	}
 	// Forward off the loop: a dial to a leader that just died can take
@@ -648,6 +663,8 @@ func (n *Node) proposeOnce() {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		// Forward again at once if this one was cut short by the caps.
+		defer n.poke()
 		defer n.forwarding.Store(false)
 		if err := n.forward(leader, envs); err != nil {
 			n.log.Debug("forward to leader", "leader", leader, "n", len(envs), "err", err)

@@ -21,6 +21,12 @@ const (
 	proposeTimeout = 10 * time.Second
 	// proposeGap is the least time between two proposer rounds.
 	proposeGap = 2 * time.Millisecond
+	// maxForwardCount and maxForwardBytes bound one forward to the leader:
+	// its frame decoder refuses arrays of more than 4096 elements and
+	// frames over maxFrame, and a follower that gossip filled with a burst
+	// must not send a forward that is refused every time.
+	maxForwardCount = 1024
+	maxForwardBytes = maxFrame / 2
 )
 
 // proposeBatches cuts todo (in proposal order) into batches and hands them

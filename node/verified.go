@@ -14,7 +14,7 @@ import (
 
 // validatedCap bounds the declarations held between the gossip validator
 // and delivery.
-const validatedCap = 4096
+const validatedCap = 8192
 
 // validatedSet holds declarations the gossip validator accepted until
 // delivery takes them.
