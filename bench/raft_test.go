@@ -36,12 +36,12 @@ func TestRaft(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three real nodes: not in -short")
 	}
-	res, err := Raft(context.Background(), RaftOptions{Voters: 3, Count: 1500, Authorities: 7, Submitters: 3, Dir: t.TempDir()})
+	res, err := Raft(context.Background(), RaftOptions{Voters: 3, Count: 700, Authorities: 7, Submitters: 3, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", res)
-	if res.Voters != 3 || res.Declarations != 1500 || res.LatencyAt != "leader" || !res.Fsync {
+	if res.Voters != 3 || res.Declarations != 700 || res.LatencyAt != "leader" || !res.Fsync {
 		t.Fatalf("result %+v does not describe the run asked for", res)
 	}
 	if res.Seconds <= 0 || res.CommittedPerS <= 0 || res.CPUVerifyLimitPerS <= 0 || res.AllVotersSeconds < res.Seconds {

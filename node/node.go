@@ -537,11 +537,16 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 	}
 	errs := n.store.ApplyDeclarationsParsed(index, envs, n.parsedFor)
 	accepted := 0
-	for _, e := range errs {
+	for i, e := range errs {
 		if e == nil {
 			accepted++
 		} else {
 			n.met.applyRefused.Inc()
+		}
+		if e == nil || errors.Is(e, authority.ErrDuplicate) {
+			// Agreed: no longer pending here (a local side effect only, so
+			// the pool does not grow with a burst the proposer must list).
+			n.pool.remove(authority.IDOf(envs[i]))
 		}
 	}
 	n.met.applied.Add(float64(accepted))
@@ -602,14 +607,25 @@ func (n *Node) proposeOnce() {
 	if n.proposals.Load() >= maxInFlight {
 		return // nothing could be proposed; a settled batch kicks again
 	}
+	if n.forwarding.Load() && !n.raft.IsLeader() {
+		return // nothing could be forwarded; the forward kicks when done
+	}
 	now := time.Now()
 	items := n.pool.list()
+	// One read lock for the whole round, not one per declaration.
+	agreed := make([]bool, len(items))
+	n.store.View(func(v authority.View) {
+		g, ok := v.(interface{ Has(authority.ID) bool })
+		for i, p := range items {
+			agreed[i] = ok && g.Has(p.sd.ID)
+		}
+	})
 	var todo []*pendingDecl
-	for _, p := range items {
+	for i, p := range items {
 		if p.inflight.Load() {
 			continue // in a proposal that Raft has not answered yet
 		}
-		if n.store.Has(p.sd.ID) {
+		if agreed[i] {
 			n.pool.remove(p.sd.ID)
 			continue
 		}
