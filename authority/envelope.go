@@ -59,9 +59,9 @@ type Signed struct {
 	// fast path decoded them (credfast.go): two allocations fewer.
 	cred   Credential
 	holder PublicKey
-	// pre[i], when set, is the key signature i verified under in
-	// PreVerify (preverify.go); written only before s is shared.
-	pre []PublicKey
+	// good remembers which of these signatures verified with which key
+	// (sigmemo.go, and PreVerify); nil for a Signed not made by Parse.
+	good *envMemo
 }
 
 // Signature is what an envelope says of one of its signatures: the
@@ -139,7 +139,7 @@ func Parse(b []byte) (*Signed, error) {
 	// Signed is immutable: neither Raw nor the decoded payload may alias the
 	// caller's buffer.
 	b = bytes.Clone(b)
-	s := &Signed{Raw: b}
+	s := &Signed{Raw: b, good: &envMemo{}}
 	var err error
 	if bytes.HasPrefix(b, coseSignPrefix) {
 		s.multi = true
@@ -225,7 +225,16 @@ func (s *Signed) verifySignatures(what string, lookup func(kid []byte) (PublicKe
 		if k.Alg != sig.Alg {
 			return nil, fmt.Errorf("authority: %w: envelope says %v but key %x is %v", ErrBadSignature, sig.Alg, sig.KeyID, k.Alg)
 		}
-		if !s.preVerified(i, k) && !m.verify(s, i, k) {
+		switch {
+		case s.good.has(i, k):
+			// These bytes verified with this key before: the answer is
+			// the same (sigmemo.go); only the cost differs.
+			if m.record {
+				m.keys[i] = k
+			}
+		case m.verify(s, i, k):
+			s.good.add(i, k)
+		default:
 			return nil, fmt.Errorf("authority: %w: %v signature of %s by key %x does not verify", ErrBadSignature, sig.Alg, name(), sig.KeyID)
 		}
 		// Parse admits no kid twice; count distinct keys all the same, so

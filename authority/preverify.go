@@ -42,22 +42,15 @@ func PreVerify(sds []*Signed, keys func(s *Signed, kid []byte) []PublicKey) {
 }
 
 func (s *Signed) preVerify(keys func(s *Signed, kid []byte) []PublicKey) {
-	pre := make([]PublicKey, len(s.Signatures))
 	for i, sig := range s.Signatures {
 		for _, k := range keys(s, sig.KeyID) {
 			if k.Alg != sig.Alg || !bytes.Equal(k.KeyID(), sig.KeyID) {
 				continue
 			}
 			if (sigMemo{}).verify(s, i, k) {
-				pre[i] = k
+				s.good.add(i, k)
 				break
 			}
 		}
 	}
-	s.pre = pre
-}
-
-// preVerified reports whether PreVerify verified signature i under k.
-func (s *Signed) preVerified(i int, k PublicKey) bool {
-	return i < len(s.pre) && s.pre[i].Key != nil && s.pre[i].Alg == k.Alg && bytes.Equal(s.pre[i].Key, k.Key)
 }

@@ -107,6 +107,11 @@ type FSM struct {
 	handlers map[CommandType]handlerEntry
 	started  bool // Invariant: once true, handlers never changes.
 	log      *slog.Logger
+
+	// progress is closed and replaced after every entry and restore, so
+	// readers waiting for an index wake (readindex.go).
+	progressMu sync.Mutex
+	progress   chan struct{}
 }
 
 // NewFSM returns an FSM with no handlers that drives state.
@@ -161,6 +166,7 @@ func (f *FSM) handler(t CommandType) (handlerEntry, bool) {
 // Apply implements raft.FSM. It never panics: a malformed or hostile entry
 // reaches every node, and must not crash them all.
 func (f *FSM) Apply(l *raft.Log) any {
+	defer f.advanced()
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -223,6 +229,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM by delegating to the StateStore. Raft closes
 // rc.
 func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer f.advanced()
 	if err := f.state.Restore(rc); err != nil {
 		return fmt.Errorf("consensus: restore state: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -140,6 +141,13 @@ type Raft struct {
 
 	stable *stableAfterShutdown
 
+	// Read index (readindex.go): the log Raft reads, the FSM and its
+	// state, and the last term in which this leader committed a barrier.
+	logs      raft.LogStore
+	fsm       *FSM
+	state     StateStore
+	readyTerm atomic.Uint64
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -207,7 +215,7 @@ func New(cfg Config) (*Raft, error) {
 		_ = trans.Close()
 		return nil, fmt.Errorf("consensus: start raft: %w", err)
 	}
-	out := &Raft{raft: r, trans: trans, stream: stream, id: id, log: logger, stable: stable}
+	out := &Raft{raft: r, trans: trans, stream: stream, id: id, log: logger, stable: stable, logs: logs, fsm: cfg.FSM, state: cfg.State}
 
 	if cfg.Bootstrap {
 		if err := out.bootstrap(logs, cfg.Stable, snaps); err != nil {

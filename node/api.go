@@ -22,17 +22,22 @@ import (
 //
 //	POST /v1/declarations        submit a signed declaration (body: the COSE envelope, application/cbor)   token
 //	POST /v1/verify              decide a request (JSON VerifyRequest) -> VerifyResponse (receipt.go)       open
-//	GET  /v1/status              node, peers, Raft and graph status                                          open
+//	GET  /v1/status              node, peers, Raft and graph status (?consistency=)                          open
+//	GET  /v1/graph               the agreed graph: authorities, rules, revocations (?consistency=)           open
+//	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head (?consistency=)               open
+//	GET  /v1/declarations/{id}   one agreed declaration's envelope (?consistency=)                           open
 //	GET  /v1/admissions          pending admission requests of non-members (consortium.go)                   open
-//	GET  /v1/graph               the agreed graph: authorities, rules, revocations                           open
-//	GET  /v1/authorities/{ref}   one authority (name or id) and its chain head                               open
-//	GET  /v1/declarations/{id}   one agreed declaration's envelope                                           open
 //	GET  /v1/bundle              a signed offline bundle (?max_age=DUR&cosign=A,B&base=VERSION)              open
 //	GET  /v1/audit/checkpoint    the signed checkpoint of this replica's transparency log                    open
 //	GET  /v1/audit/prove/{id}    inclusion proof of an agreed declaration (?size=N, default current)         open
 //	GET  /v1/audit/consistency   consistency proof (?old=M&new=N, new defaults to current)                    open
 //	GET  /v1/audit/export        the whole log as JSON lines, then its signed checkpoint (audit.go)          open
 //	GET  /metrics                Prometheus metrics                                                          open
+//
+// The four reads marked ?consistency= take consistency=local (the default:
+// this replica as it is) or consistency=linearizable (through the leader's
+// read index; 503 without quorum), and state what they read (read.go:
+// ReadState, in the JSON and as Fednode-* headers).
 //
 // Endpoints that change state need "Authorization: Bearer TOKEN" with the
 // token from the home directory. The listener is loopback only.
@@ -348,7 +353,11 @@ func nonNil(s []string) []string {
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, n.Status())
+	rs, ok := n.readFor(w, r, nil)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, statusRead{Status: n.Status(), ReadState: rs})
 }
 
 // GraphJSON is the JSON of GET /v1/graph.
@@ -376,30 +385,30 @@ type RuleJSON struct {
 	Revoked   bool         `json:"revoked,omitempty"`
 }
 
-// Graph describes the agreed graph.
+// Graph describes the agreed graph (a local read).
 func (n *Node) Graph() GraphJSON {
 	var out GraphJSON
-	n.store.View(func(v authority.View) {
-		out.Version = v.Version()
-		gr, ok := v.(interface {
-			Authorities() []*authority.AuthorityInfo
-		})
-		if !ok {
-			return
-		}
-		for _, a := range gr.Authorities() {
-			aj := AuthorityJSON{AuthorityStatus: AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}, Rules: []RuleJSON{}}
-			for _, ri := range v.RulesFor(a.ID) {
-				_, revoked := v.RevokedBy(ri.ID, a.ID)
-				aj.Rules = append(aj.Rules, RuleJSON{ID: ri.ID, Seq: ri.Seq, Source: ri.Rule.Source, Subjects: ri.Rule.Subjects,
-					Resources: ri.Rule.Resources, Actions: ri.Rule.Actions, NotBefore: unixOrEmpty(ri.Rule.NotBefore),
-					NotAfter: unixOrEmpty(ri.Rule.NotAfter), Revoked: revoked})
-			}
-			out.Authorities = append(out.Authorities, aj)
-		}
+	n.store.View(func(v authority.View) { out = graphOf(v) })
+	return out
+}
+
+func graphOf(v authority.View) GraphJSON {
+	out := GraphJSON{Version: v.Version(), Authorities: []AuthorityJSON{}}
+	gr, ok := v.(interface {
+		Authorities() []*authority.AuthorityInfo
 	})
-	if out.Authorities == nil {
-		out.Authorities = []AuthorityJSON{}
+	if !ok {
+		return out
+	}
+	for _, a := range gr.Authorities() {
+		aj := AuthorityJSON{AuthorityStatus: AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}, Rules: []RuleJSON{}}
+		for _, ri := range v.RulesFor(a.ID) {
+			_, revoked := v.RevokedBy(ri.ID, a.ID)
+			aj.Rules = append(aj.Rules, RuleJSON{ID: ri.ID, Seq: ri.Seq, Source: ri.Rule.Source, Subjects: ri.Rule.Subjects,
+				Resources: ri.Rule.Resources, Actions: ri.Rule.Actions, NotBefore: unixOrEmpty(ri.Rule.NotBefore),
+				NotAfter: unixOrEmpty(ri.Rule.NotAfter), Revoked: revoked})
+		}
+		out.Authorities = append(out.Authorities, aj)
 	}
 	return out
 }
@@ -412,22 +421,37 @@ func unixOrEmpty(s int64) string {
 }
 
 func (n *Node) handleGraph(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, n.Graph())
+	var out GraphJSON
+	rs, ok := n.readFor(w, r, func(v authority.View) { out = graphOf(v) })
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, graphRead{GraphJSON: out, ReadState: rs})
 }
 
 func (n *Node) handleAuthority(w http.ResponseWriter, r *http.Request) {
-	st, err := n.Head(r.Context(), r.PathValue("ref"))
+	var st AuthorityStatus
+	var err error
+	rs, ok := n.readFor(w, r, func(v authority.View) { st, err = n.headIn(v, r.PathValue("ref")) })
+	if !ok {
+		return
+	}
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, authorityRead{AuthorityStatus: n.advancePending(st), ReadState: rs})
 }
 
 func (n *Node) handleDeclaration(w http.ResponseWriter, r *http.Request) {
 	id, err := authority.ParseID(r.PathValue("id"))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	// The graph only grows: a declaration absent after the read began was
+	// not agreed when it began.
+	if _, ok := n.readFor(w, r, nil); !ok {
 		return
 	}
 	env, err := n.store.Declaration(id)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,10 +106,17 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
+	pubq   chan []byte // submitted declarations to gossip (publish.go)
 	// admitMu serialises admit's check-then-add of chain positions.
 	admitMu sync.Mutex
 	// forwarding is set while a forward to the leader is in flight.
 	forwarding atomic.Bool
+	// proposals counts batches handed to Raft and not yet answered
+	// (propose.go). Invariant: 0 <= proposals <= maxInFlight.
+	proposals atomic.Int32
+	// validated hands the gossip validator's parsed declarations to
+	// delivery (verified.go).
+	validated validatedSet
 	// audit caches the transparency log's origin and latest checkpoint.
 	audit auditState
 	wit   witnessState
@@ -149,6 +157,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		met:  newMetrics(),
 		kick: make(chan struct{}, 1),
 		cons: newConsortiumState(),
+		pubq: make(chan []byte, publishQueue),
 	}
 	n.initEquivocation()
 	n.started = time.Now()
@@ -246,9 +255,10 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(6)
+	n.wg.Add(7)
 	go n.membershipLoop()
 	go n.syncLoop()
+	go n.publishLoop()
 	go n.proposeLoop()
 	go n.directoryLoop()
 	go n.witnessLoop()
@@ -399,7 +409,7 @@ func (n *Node) Submit(ctx context.Context, env []byte) (SubmitResult, error) {
 	if n.isHeld(sd) {
 		res.Status = "admission-pending" // held until its authority is admitted
 	}
-	if err := n.host.Publish(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
+	if err := n.publish(env); err != nil {
 		// Gossip is the fast path; the proposer still carries it to Raft.
 		n.log.Debug("publish", "id", sd.ID.Short(), "err", err)
 	}
@@ -491,6 +501,18 @@ func (n *Node) checkSignature(sd *authority.Signed) error {
 // validateGossip runs on every gossip message before it is delivered or
 // relayed: decode, bound, verify. Nothing touches the store before it.
 func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossip.Verdict {
+	// By ID first (the hash of the bytes): what the graph or the pool
+	// holds was verified when it entered, and re-parsing our own Publish
+	// of every submitted declaration would double the leader's work.
+	id := authority.IDOf(data)
+	if n.store.Has(id) {
+		n.met.gossip.WithLabelValues("ignore").Inc()
+		return gossip.Ignore
+	}
+	if n.pool.get(id) != nil {
+		n.met.gossip.WithLabelValues("accept").Inc()
+		return gossip.Accept
+	}
 	sd, err := authority.Parse(data)
 	if err != nil {
 		n.met.gossip.WithLabelValues("reject").Inc()
@@ -500,10 +522,6 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 	if !sd.Decl.Kind.OnChain() {
 		n.met.gossip.WithLabelValues("reject").Inc()
 		return gossip.Reject
-	}
-	if n.store.Has(sd.ID) {
-		n.met.gossip.WithLabelValues("ignore").Inc()
-		return gossip.Ignore
 	}
 	if err := n.checkSignature(sd); err != nil {
 		if errors.Is(err, ErrUnknownIssuer) {
@@ -515,13 +533,24 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 		return gossip.Reject
 	}
 	n.met.gossip.WithLabelValues("accept").Inc()
+	n.validated.put(sd)
 	return gossip.Accept
 }
 
 // deliverGossip takes a validated declaration from the mesh.
 func (n *Node) deliverGossip(from string, data []byte) {
-	sd, err := authority.Parse(data)
-	if err != nil || n.store.Has(sd.ID) || n.admissionRoom(sd) != nil {
+	id := authority.IDOf(data)
+	sd := n.validated.take(id)
+	if sd == nil {
+		if n.pool.get(id) != nil {
+			return // ours already (our own Publish, or a relay)
+		}
+		var err error
+		if sd, err = authority.Parse(data); err != nil {
+			return
+		}
+	}
+	if n.store.Has(sd.ID) || n.admissionRoom(sd) != nil {
 		return
 	}
 	// A validly signed declaration at a taken position is equivocation.
@@ -546,14 +575,19 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		return []error{err}
 	}
 	evBefore := n.store.EvidenceCount()
-	errs := n.store.ApplyDeclarations(index, envs)
+	errs := n.store.ApplyDeclarationsParsed(index, envs, n.parsedFor)
 	n.noteApplied(evBefore)
 	accepted := 0
-	for _, e := range errs {
+	for i, e := range errs {
 		if e == nil {
 			accepted++
 		} else {
 			n.met.applyRefused.Inc()
+		}
+		if e == nil || errors.Is(e, authority.ErrDuplicate) {
+			// Agreed: no longer pending here (a local side effect only, so
+			// the pool does not grow with a burst the proposer must list).
+			n.pool.remove(authority.IDOf(envs[i]))
 		}
 	}
 	n.met.applied.Add(float64(accepted))
@@ -601,17 +635,42 @@ func (n *Node) proposeLoop() {
 		}
 		n.proposeOnce()
 		n.proposeEvidence()
+		// Every submit and gossip message kicks; a round lists the whole
+		// pool. Let kicks coalesce for a moment, so rounds stay cheap
+		// under bursts and batches fill (propose.go).
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(proposeGap):
+		}
 	}
 }
 
 func (n *Node) proposeOnce() {
+	if n.proposals.Load() >= maxInFlight {
+		return // nothing could be proposed; a settled batch kicks again
+	}
+	if n.forwarding.Load() && !n.raft.IsLeader() {
+		return // nothing could be forwarded; the forward kicks when done
+	}
 	now := time.Now()
 	items := n.pool.list()
 	// Admission requests wait, unproposed, until their authority is admitted.
 	held := n.heldAdmissions(items)
+	// One read lock for the whole round, not one per declaration.
+	agreed := make([]bool, len(items))
+	n.store.View(func(v authority.View) {
+		g, ok := v.(interface{ Has(authority.ID) bool })
+		for i, p := range items {
+			agreed[i] = ok && g.Has(p.sd.ID)
+		}
+	})
 	var todo []*pendingDecl
-	for _, p := range items {
-		if n.store.Has(p.sd.ID) {
+	for i, p := range items {
+		if p.inflight.Load() {
+			continue // in a proposal that Raft has not answered yet
+		}
+		if agreed[i] {
 			n.pool.remove(p.sd.ID)
 			continue
 		}
@@ -641,16 +700,28 @@ func (n *Node) proposeOnce() {
 	if leader == "" || leader == n.host.PeerID() {
 		return
 	}
+	// One forward at a time; what is not sent now is not marked sent.
+	if !n.forwarding.CompareAndSwap(false, true) {
+		return
+	}
 	var envs [][]byte
+	size := 0
 	for _, p := range todo {
+		// The leader's frame decoder takes at most maxForwardCount
+		// envelopes: the rest go in the next round (propose.go).
+		if len(envs) >= maxForwardCount || size+len(p.sd.Raw) > maxForwardBytes {
+			break
+		}
 		// A new leader gets everything at once; the same one only retries.
 		if p.forwardedTo != leader || now.Sub(p.forwarded) >= forwardRetry {
 			p.forwardedTo = leader
 			envs = append(envs, p.sd.Raw)
+			size += len(p.sd.Raw) + 8
 			p.forwarded = now
 		}
 	}
-	if len(envs) == 0 || !n.forwarding.CompareAndSwap(false, true) {
+	if len(envs) == 0 {
+		n.forwarding.Store(false)
 		return
 	}
 	// Forward off the loop: a dial to a leader that just died can take
@@ -659,52 +730,13 @@ func (n *Node) proposeOnce() {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		// Forward again at once if this one was cut short by the caps.
+		defer n.poke()
 		defer n.forwarding.Store(false)
 		if err := n.forward(leader, envs); err != nil {
 			n.log.Debug("forward to leader", "leader", leader, "n", len(envs), "err", err)
 		}
 	}()
-}
-
-func (n *Node) proposeBatches(todo []*pendingDecl) {
-	for len(todo) > 0 {
-		size, k := 0, 0
-		for k < len(todo) && k < maxBatchCount && size+len(todo[k].sd.Raw) < maxBatchBytes {
-			size += len(todo[k].sd.Raw) + 8
-			k++
-		}
-		batch := todo[:k]
-		todo = todo[k:]
-		envs := make([][]byte, len(batch))
-		for i, p := range batch {
-			envs[i] = p.sd.Raw
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		res, _, err := n.raft.Apply(ctx, consensus.Command{Type: cmdDeclarations, Body: encodeBatch(envs)})
-		cancel()
-		if err != nil {
-			n.log.Debug("propose", "n", len(envs), "err", err)
-			return
-		}
-		errs, _ := res.([]error)
-		for i, p := range batch {
-			var e error
-			if i < len(errs) {
-				e = errs[i]
-			}
-			switch {
-			case e == nil, errors.Is(e, authority.ErrDuplicate):
-				n.pool.remove(p.sd.ID)
-			case errors.Is(e, authority.ErrGap), errors.Is(e, authority.ErrUnknownAuthority):
-				// An earlier declaration is missing: keep it and retry.
-			case errors.Is(e, authority.ErrNotMember) && n.keepNotMember(p.sd):
-				// Its authority is not admitted (yet): an admission request.
-			default:
-				n.log.Warn("the agreed graph refused a declaration", "id", p.sd.ID.Short(), "kind", p.sd.Decl.Kind.String(), "err", e)
-				n.pool.remove(p.sd.ID)
-			}
-		}
-	}
 }
 
 // graphAsOf is when this replica was last known to be current: now for the
@@ -720,11 +752,19 @@ func (n *Node) graphAsOf() time.Time {
 	return n.started
 }
 
+// verifyAsOf is the graph-as-of time to judge a request at `at` with, so
+// that the decision's graph age is the replica's real age now (on the
+// node's clock), whatever time the request is judged at: a request judged
+// at a fixed or past time must still say how stale the replica is.
+func (n *Node) verifyAsOf(at time.Time) time.Time {
+	return at.Add(-max(time.Since(n.graphAsOf()), 0))
+}
+
 // Verify decides a request against this node's replica (plus revocations
 // seen by gossip and not yet agreed). It works with no Raft quorum and no
 // network: it reads local state only.
 func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time) authority.Decision {
-	asOf := n.graphAsOf()
+	asOf := n.verifyAsOf(at)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
 		d = authority.VerifyNamed(overlay{View: v, prov: n.prov, eq: &n.eq},
@@ -741,7 +781,7 @@ func (n *Node) Verify(cred []byte, target, resource, action string, at time.Time
 // authority.VerifyNamed); opts add to the node's own (a verifier's
 // challenge: authority.WithChallenge). Like Verify it reads local state only.
 func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time, opts ...authority.Option) authority.Decision {
-	asOf := n.graphAsOf()
+	asOf := n.verifyAsOf(at)
 	all := append([]authority.Option{authority.WithTime(at), authority.WithGraphAsOf(asOf), authority.WithCache(n.chains)}, opts...)
 	var d authority.Decision
 	n.store.View(func(v authority.View) {
@@ -756,25 +796,32 @@ func (n *Node) VerifyRequest(req authority.Request, target string, at time.Time,
 func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
 	var out AuthorityStatus
 	var err error
-	n.store.View(func(v authority.View) {
-		var id authority.ID
-		id, err = authority.ResolveAuthority(v, ref)
-		if err != nil {
-			// Our own authority may be pending still.
-			if ref == n.home.Config.Name || ref == n.home.Authority.String() {
-				if g := n.pool.get(n.home.Authority); g != nil {
-					out = AuthorityStatus{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind, HeadID: n.home.Authority, Pending: true}
-					err = nil
-				}
-			}
-			return
-		}
-		a, _ := v.Authority(id)
-		out = AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID, Rotations: rotationIDs(a)}
-	})
+	n.store.View(func(v authority.View) { out, err = n.headIn(v, ref) })
 	if err != nil {
 		return out, err
 	}
+	return n.advancePending(out), nil
+}
+
+// headIn is an authority's agreed head in v (or our own pending genesis).
+func (n *Node) headIn(v authority.View, ref string) (AuthorityStatus, error) {
+	id, err := authority.ResolveAuthority(v, ref)
+	if err != nil {
+		// Our own authority may be pending still.
+		if ref == n.home.Config.Name || ref == n.home.Authority.String() {
+			if g := n.pool.get(n.home.Authority); g != nil {
+				return AuthorityStatus{ID: n.home.Authority, Name: n.home.Config.Name, Kind: n.home.Config.Kind, HeadID: n.home.Authority, Pending: true}, nil
+			}
+		}
+		return AuthorityStatus{}, err
+	}
+	a, _ := v.Authority(id)
+	return AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID, Rotations: rotationIDs(a)}, nil
+}
+
+// advancePending moves an agreed head over pending declarations that
+// extend it.
+func (n *Node) advancePending(out AuthorityStatus) AuthorityStatus {
 	for {
 		p := n.pool.at(out.ID, out.Head+1)
 		if p == nil || p.Decl.Prev != out.HeadID {
@@ -782,7 +829,7 @@ func (n *Node) Head(_ context.Context, ref string) (AuthorityStatus, error) {
 		}
 		out.Head, out.HeadID, out.Pending = p.Decl.Seq, p.ID, true
 	}
-	return out, nil
+	return out
 }
 
 // AuthorityStatus is one authority's identity and chain head.
@@ -805,6 +852,9 @@ type pendingDecl struct {
 	forwarded time.Time
 	// forwardedTo is the leader it was last forwarded to.
 	forwardedTo string
+	// inflight is set while the declaration is in a proposal Raft has not
+	// answered yet (propose.go).
+	inflight atomic.Bool
 }
 
 // pool holds declarations that are valid but not yet agreed.
@@ -896,13 +946,15 @@ func (p *pool) list() []*pendingDecl {
 		if (a.Kind == authority.KindGenesis) != (b.Kind == authority.KindGenesis) {
 			return a.Kind == authority.KindGenesis
 		}
-		if a.Authority != b.Authority {
-			return a.Authority.String() < b.Authority.String()
+		// Bytes, not hex strings: the same order, without allocating in a
+		// sort that runs on every proposer round.
+		if c := bytes.Compare(a.Authority[:], b.Authority[:]); c != 0 {
+			return c < 0
 		}
 		if a.Seq != b.Seq {
 			return a.Seq < b.Seq
 		}
-		return out[i].sd.ID.String() < out[j].sd.ID.String()
+		return bytes.Compare(out[i].sd.ID[:], out[j].sd.ID[:]) < 0
 	})
 	return out
 }

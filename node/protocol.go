@@ -182,6 +182,9 @@ func (n *Node) serveProtocols() error {
 	if err := n.serve(ProtoSync, n.handleSync); err != nil {
 		return err
 	}
+	if err := n.serve(ProtoReadIndex, n.handleReadIndex); err != nil {
+		return err
+	}
 	return n.serve(ProtoPeers, n.handlePeers)
 }
 
@@ -207,7 +210,10 @@ func (n *Node) handleForward(remote string, c net.Conn) {
 		if err == nil && !sd.Decl.Kind.OnChain() {
 			err = fmt.Errorf("%w: %v is off-chain", ErrInvalid, sd.Decl.Kind)
 		}
-		if err == nil && !n.store.Has(sd.ID) {
+		// What the pool holds passed admit already (the ID is the hash of
+		// the bytes): followers forward what gossip brought them, which the
+		// leader usually has.
+		if err == nil && !n.store.Has(sd.ID) && n.pool.get(sd.ID) == nil {
 			err = n.admit(sd)
 		}
 		if err != nil {
