@@ -51,6 +51,16 @@ type Config struct {
 	Clock func() time.Time
 	// Raft tunes consensus; zero fields take consensus's defaults.
 	Raft RaftTuning
+	// MDNS turns on mDNS peer discovery on the local network (off by
+	// default; see gossip.Config.MDNS).
+	MDNS bool
+	// OnRevocation, if set, is called when a revocation takes effect at
+	// this node before Raft orders it (submitted here or arrived by
+	// gossip; the provisional overlay), with the revoked target. It runs
+	// in the submitting or delivering goroutine and must not block. For
+	// benchmarks: a revocation that reaches the node only through Raft is
+	// not signalled.
+	OnRevocation func(target authority.ID)
 }
 
 // RaftTuning carries the Raft settings an operator or a test may change.
@@ -93,6 +103,9 @@ type Node struct {
 	pool  *pool
 	prov  *provisional
 	met   *metrics
+	// recent holds what this replica agreed lately: gossip copies of those
+	// are late, not replays.
+	recent *recentlyAgreed
 
 	apiLn  net.Listener
 	apiSrv *http.Server
@@ -128,15 +141,17 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Clock = time.Now
 	}
 	n := &Node{
-		cfg:  cfg,
-		home: home,
-		log:  cfg.Logger.With("node", home.Config.Name),
-		now:  cfg.Clock,
-		pool: newPool(),
-		prov: newProvisional(),
-		met:  newMetrics(),
-		kick: make(chan struct{}, 1),
+		cfg:    cfg,
+		home:   home,
+		log:    cfg.Logger.With("node", home.Config.Name),
+		now:    cfg.Clock,
+		pool:   newPool(),
+		prov:   newProvisional(),
+		met:    newMetrics(),
+		recent: newRecentlyAgreed(time.Now),
+		kick:   make(chan struct{}, 1),
 	}
+	n.prov.hook = cfg.OnRevocation
 	n.started = time.Now()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
@@ -163,6 +178,7 @@ func (n *Node) start(ctx context.Context) error {
 		Validate:    n.validateGossip,
 		Deliver:     n.deliverGossip,
 		OnConnect:   func(string) { n.poke() },
+		MDNS:        n.cfg.MDNS,
 		Topics: []gossip.TopicConfig{{
 			Name:     gossip.CheckpointsTopic,
 			MaxSize:  maxCheckpointNote,
@@ -173,6 +189,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.met.watchGossip(n.host)
 
 	fsm := consensus.NewFSM(stateAdapter{n.store})
 	fsm.Register(cmdDeclarations, "declarations", n.applyDeclarations)
@@ -465,8 +482,7 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 		return gossip.Reject
 	}
 	if n.store.Has(sd.ID) {
-		n.met.gossip.WithLabelValues("ignore").Inc()
-		return gossip.Ignore
+		return n.agreedVerdict(sd.ID)
 	}
 	if err := n.checkSignature(sd); err != nil {
 		if errors.Is(err, ErrUnknownIssuer) {
@@ -507,6 +523,7 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		return []error{err}
 	}
 	errs := n.store.ApplyDeclarations(index, envs)
+	n.recent.add(envs)
 	accepted := 0
 	for _, e := range errs {
 		if e == nil {
@@ -856,6 +873,8 @@ func (p *pool) list() []*pendingDecl {
 type provisional struct {
 	mu sync.RWMutex
 	m  map[[2]authority.ID]*authority.Signed
+	// hook is Config.OnRevocation; set before the node starts.
+	hook func(target authority.ID)
 }
 
 func newProvisional() *provisional {
@@ -864,10 +883,15 @@ func newProvisional() *provisional {
 
 func (p *provisional) add(sd *authority.Signed) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	k := [2]authority.ID{sd.Decl.Revocation.Target, sd.Decl.Authority}
-	if _, ok := p.m[k]; !ok {
+	_, had := p.m[k]
+	if !had {
 		p.m[k] = sd
+	}
+	p.mu.Unlock()
+	// Outside the lock: the hook may verify, which reads the overlay.
+	if !had && p.hook != nil {
+		p.hook(sd.Decl.Revocation.Target)
 	}
 }
 
