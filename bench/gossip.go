@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -78,8 +79,53 @@ type GossipResult struct {
 	ByRaft int `json:"by_raft"`
 	// SetupS is how long the mesh took to start and agree its first rule.
 	SetupS float64 `json:"setup_s"`
+	// Load1M is the machine's one-minute load average at the end of the
+	// trials (Linux; 0 elsewhere): on a shared machine, other processes'
+	// load shows in every latency above.
+	Load1M float64 `json:"load_1m"`
+	// Gossip sums the mesh's gossip counters over all nodes and topics at
+	// the end of the run: what gossip lost (for the pull sync to repair)
+	// and what the per-peer limits charged. Honest runs charge nothing.
+	Gossip GossipCounters `json:"gossip"`
 	// Burst is the burst measurement, when asked for.
 	Burst *BurstResult `json:"burst,omitempty"`
+}
+
+// GossipCounters are gossip.Stats summed over the nodes.
+type GossipCounters struct {
+	Throttled     uint64 `json:"throttled"`
+	DroppedRPCs   uint64 `json:"dropped_rpcs"`
+	Undeliverable uint64 `json:"undeliverable"`
+	RateLimited   uint64 `json:"rate_limited"`
+	Replays       uint64 `json:"replays"`
+	Rejected      uint64 `json:"rejected"`
+}
+
+func sumCounters(nodes []*node.Node) GossipCounters {
+	var c GossipCounters
+	for _, n := range nodes {
+		st := n.GossipStats()
+		c.Throttled += st.Throttled
+		c.DroppedRPCs += st.DroppedRPCs
+		c.Undeliverable += st.Undeliverable
+		c.RateLimited += st.RateLimited
+		c.Replays += st.Replays
+		c.Rejected += st.Rejected
+	}
+	return c
+}
+
+// load1 reads the one-minute load average, 0 if it cannot.
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	if _, err := fmt.Sscan(string(b), &l); err != nil {
+		return 0
+	}
+	return l
 }
 
 // BurstResult is the burst measurement.
@@ -181,6 +227,7 @@ func Gossip(ctx context.Context, o GossipOptions) (GossipResult, error) {
 	res.P50MS = ms(quantile(lat, 0.50))
 	res.P99MS = ms(quantile(lat, 0.99))
 	res.MaxMS = ms(lat[len(lat)-1])
+	res.Load1M = load1()
 
 	if o.Burst > 0 {
 		b, err := burst(ctx, nodes, issuer, o.Burst)
@@ -189,6 +236,7 @@ func Gossip(ctx context.Context, o GossipOptions) (GossipResult, error) {
 		}
 		res.Burst = &b
 	}
+	res.Gossip = sumCounters(nodes)
 	return res, nil
 }
 

@@ -105,3 +105,7 @@ func (m *metrics) watchGossip(h *gossip.Host) {
 		}, func() float64 { return float64(h.Stats().Replays) }),
 	)
 }
+
+// GossipStats returns the gossip layer's counters (see gossip.Stats), for
+// benchmarks and diagnostics.
+func (n *Node) GossipStats() gossip.Stats { return n.host.Stats() }
