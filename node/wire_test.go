@@ -164,7 +164,10 @@ func TestForeignImplementationJoins(t *testing.T) {
 
 	// A replay of a declaration agreed long ago (the genesis; the node's
 	// memory of recent agreement is reset to stand for the passing time).
-	n.recent = newRecentlyAgreed(time.Now)
+	n.recent.mu.Lock()
+	clear(n.recent.cur)
+	clear(n.recent.prev)
+	n.recent.mu.Unlock()
 	if err := f.topic.Publish(ctx, h.Genesis); err != nil {
 		t.Fatal(err)
 	}
