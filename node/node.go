@@ -508,7 +508,7 @@ func (n *Node) deliverGossip(from string, data []byte) {
 		// before Raft orders it.
 		n.prov.add(sd)
 	}
-	n.pool.add(sd, time.Now())
+	n.pool.addRelayed(sd, time.Now(), n.raft.Leader())
 	n.poke()
 }
 
@@ -610,7 +610,7 @@ func (n *Node) proposeOnce() {
 	var envs [][]byte
 	for _, p := range todo {
 		// A new leader gets everything at once; the same one only retries.
-		if p.forwardedTo != leader || now.Sub(p.forwarded) >= forwardRetry {
+		if p.forwardedTo != leader || now.Sub(p.forwarded) >= p.retry() {
 			p.forwardedTo = leader
 			envs = append(envs, p.sd.Raw)
 			p.forwarded = now
@@ -766,6 +766,9 @@ type pendingDecl struct {
 	forwarded time.Time
 	// forwardedTo is the leader it was last forwarded to.
 	forwardedTo string
+	// relayed: it arrived by gossip, so its origin forwards it and this
+	// node only repairs (see pool.addRelayed).
+	relayed bool
 }
 
 // pool holds declarations that are valid but not yet agreed.

@@ -209,3 +209,47 @@ func TestRecentlyAgreed(t *testing.T) {
 		})
 	}
 }
+
+// TestAddRelayed: a declaration that came by gossip counts as forwarded to
+// the current leader just now (its origin forwards it), and is forwarded
+// again only after relayedForwardRetry; one submitted here is not.
+func TestAddRelayed(t *testing.T) {
+	h := initHome(t, "aws-prod")
+	gen, err := authority.Parse(h.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rule(t, h.Authority, 1, h.Authority, h.Authority, "s3://relayed/*", h.Root)
+	tests := []struct {
+		name      string
+		sd        *authority.Signed
+		relayed   bool
+		wantRetry time.Duration
+	}{
+		{name: "submitted here", sd: gen, relayed: false, wantRetry: forwardRetry},
+		{name: "relayed by gossip", sd: r, relayed: true, wantRetry: relayedForwardRetry},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPool()
+			if tc.relayed {
+				p.addRelayed(tc.sd, t0, "leader-peer")
+			} else {
+				p.add(tc.sd, t0)
+			}
+			d := p.m[tc.sd.ID]
+			if d == nil {
+				t.Fatal("not pending")
+			}
+			if d.retry() != tc.wantRetry || d.relayed != tc.relayed {
+				t.Fatalf("retry %v relayed %v, want %v %v", d.retry(), d.relayed, tc.wantRetry, tc.relayed)
+			}
+			if tc.relayed && (d.forwardedTo != "leader-peer" || !d.forwarded.Equal(t0)) {
+				t.Fatalf("forwarded to %q at %v, want the leader at %v", d.forwardedTo, d.forwarded, t0)
+			}
+			if !tc.relayed && !d.forwarded.IsZero() {
+				t.Fatal("a submitted declaration counts as forwarded")
+			}
+		})
+	}
+}
