@@ -70,6 +70,10 @@ type RaftTuning struct {
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+
+	// LeaderLeaseTimeout: a leader that hears from no quorum for this long
+	// steps down; at most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
 }
 
 // Timing of the node's background loops.
@@ -215,6 +219,8 @@ func (n *Node) start(ctx context.Context) error {
 		SnapshotInterval:  n.cfg.Raft.SnapshotInterval,
 		SnapshotThreshold: n.cfg.Raft.SnapshotThreshold,
 		TrailingLogs:      n.cfg.Raft.TrailingLogs,
+
+		LeaderLeaseTimeout: n.cfg.Raft.LeaderLeaseTimeout,
 	})
 	if err != nil {
 		return err
