@@ -39,6 +39,15 @@ const (
 	burstTimeout = 10 * time.Minute
 	// burstSubmitters submit a burst concurrently, as testnet's burst does.
 	burstSubmitters = 8
+	// Before each trial the mesh is let settle: each commit makes every
+	// node publish and cosign checkpoints (node/witness.go), a burst of
+	// gossip and signature checks that would otherwise still run when the
+	// next revocation goes out, and time that storm rather than the
+	// revocation. Settled means no node validated a gossip message for
+	// settleQuiet, or settleMax passed.
+	settlePoll  = 50 * time.Millisecond
+	settleQuiet = 300 * time.Millisecond
+	settleMax   = 5 * time.Second
 	// pings is how many loopback round trips rtt_ms is the median of.
 	pings = 50
 	// Raft timeouts of the bench's nodes. The defaults (500 ms heartbeat and
@@ -231,6 +240,7 @@ func Gossip(ctx context.Context, o GossipOptions) (GossipResult, error) {
 
 	lat := make([]time.Duration, 0, o.Trials)
 	for i := range o.Trials {
+		settle(ctx, nodes)
 		d, byRaft, err := trial(ctx, nodes, names, sig, issuer, target, i)
 		if err != nil {
 			return res, fmt.Errorf("bench: trial %d: %w", i, err)
@@ -471,6 +481,29 @@ func burst(ctx context.Context, nodes []*node.Node, issuer *node.Node, n int) (B
 		res.Error = waitErr.Error()
 	}
 	return res, nil
+}
+
+// settle waits until no node has validated a gossip message for
+// settleQuiet, at most settleMax.
+func settle(ctx context.Context, nodes []*node.Node) {
+	seen := func() uint64 {
+		var n uint64
+		for _, nd := range nodes {
+			st := nd.GossipStats()
+			n += st.Accepted + st.Rejected + st.Ignored
+		}
+		return n
+	}
+	end := time.Now().Add(settleMax)
+	last, quietSince := seen(), time.Now()
+	for time.Now().Before(end) && ctx.Err() == nil {
+		time.Sleep(settlePoll)
+		if cur := seen(); cur != last {
+			last, quietSince = cur, time.Now()
+		} else if time.Since(quietSince) >= settleQuiet {
+			return
+		}
+	}
 }
 
 // waitAll waits until every node has agreed id.
