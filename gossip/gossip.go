@@ -349,6 +349,11 @@ func (g *Host) start() error {
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.storeScores), scoreInspectPeriod),
 		pubsub.WithRawTracer(tracer{g}),
+		// Rate limits apply to whole RPCs, before GossipSub marks their
+		// messages seen: a message dropped in a validator would be a
+		// duplicate when an honest peer relays it a moment later, so a
+		// flooder that relays honest messages first could suppress them.
+		pubsub.WithAppSpecificRpcInspector(g.inspectRPC),
 		pubsub.WithLogger(g.log.With("component", "pubsub")),
 	)
 	if err != nil {
@@ -405,12 +410,6 @@ func messageID(m *pb.Message) string {
 func (g *Host) validator(ts *topicState) pubsub.ValidatorEx {
 	self := g.h.ID()
 	return func(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
-		// The rate limit comes first: it is the cheapest check, and a flood
-		// of oversize messages must spend the flooder's tokens too.
-		if from != self && !g.ledger.take(from) {
-			ts.n.rateLimited.Add(1)
-			return pubsub.ValidationIgnore
-		}
 		// The size bound holds before any decoding: GossipSub refuses RPC
 		// frames over MaxMessageSize+wireOverhead before parsing them, and
 		// this refuses a message over its topic's limit before Validate.

@@ -1,10 +1,12 @@
 package gossip
 
 import (
+	"errors"
 	"math"
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -23,9 +25,10 @@ const (
 	// together) we validate from one peer; PeerBurst is the token bucket's
 	// depth, what a peer may send at once. They are sized above the honest
 	// worst case: an authority publishing a burst of 10,000 declarations,
-	// which its node floods to every topic peer at once. A message over the
-	// limit is dropped unread (Ignore: not delivered, not relayed, and no
-	// GossipSub penalty for peers that relay the same message later) and
+	// which its node floods to every topic peer at once. An RPC whose
+	// messages exceed the bucket is dropped whole before GossipSub reads
+	// it (so its messages are not marked seen, and the same messages
+	// relayed by honest peers still arrive), and each of its messages is
 	// charged to the peer as one rate-limit drop.
 	PeerRate  = 2000
 	PeerBurst = 20000
@@ -105,9 +108,12 @@ func (a *account) decay(now time.Time) {
 	a.decayed = now
 }
 
-// take spends one token of p's bucket. False means p is over its rate: the
-// message is to be dropped, and the drop is charged to p.
-func (l *ledger) take(p peer.ID) bool {
+// take spends one token of p's bucket; see takeN.
+func (l *ledger) take(p peer.ID) bool { return l.takeN(p, 1) }
+
+// takeN spends n tokens of p's bucket. False means p is over its rate: the
+// n messages are to be dropped, and each drop is charged to p.
+func (l *ledger) takeN(p peer.ID, n int) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -116,13 +122,36 @@ func (l *ledger) take(p peer.ID) bool {
 		a.tokens = min(l.lim.burst, a.tokens+dt.Seconds()*l.lim.rate)
 		a.refilled = now
 	}
-	if a.tokens >= 1 {
-		a.tokens--
+	if a.tokens >= float64(n) {
+		a.tokens -= float64(n)
 		return true
 	}
 	a.decay(now)
-	a.drops++
+	a.drops += float64(n)
 	return false
+}
+
+// errRateLimited drops an RPC; pubsub only logs it.
+var errRateLimited = errors.New("gossip: peer over its rate limit")
+
+// inspectRPC is GossipSub's app-specific RPC inspector: it runs in the
+// event loop on every incoming RPC, before any of its messages is marked
+// seen or validated, and drops the whole RPC when its messages exceed the
+// sender's bucket.
+func (g *Host) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
+	msgs := rpc.GetPublish()
+	if len(msgs) == 0 {
+		return nil
+	}
+	if g.ledger.takeN(from, len(msgs)) {
+		return nil
+	}
+	for _, m := range msgs {
+		if ts := g.topics[m.GetTopic()]; ts != nil {
+			ts.n.rateLimited.Add(1)
+		}
+	}
+	return errRateLimited
 }
 
 // replay charges p with one replay.
