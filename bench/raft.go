@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,9 +30,6 @@ const (
 	// declarations; it bounds the resolution of the latency figures.
 	raftPoll = time.Millisecond
 )
-
-// ErrBadOptions: RaftOptions out of range.
-var ErrBadOptions = errors.New("bench: bad options")
 
 // RaftOptions configures Raft.
 type RaftOptions struct {
@@ -169,14 +165,6 @@ func Raft(ctx context.Context, o RaftOptions) (RaftResult, error) {
 	res.P50MS, res.P99MS, res.MaxMS = ms(quantile(lat, 0.50)), ms(quantile(lat, 0.99)), ms(lat[len(lat)-1])
 	res.Ratio = res.CommittedPerS / res.CPUVerifyLimitPerS
 	return res, nil
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// quantile of sorted durations (nearest rank).
-func quantile(sorted []time.Duration, q float64) time.Duration {
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // startCluster starts n nodes: the first bootstraps, the others join it;

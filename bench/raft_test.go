@@ -55,7 +55,7 @@ func TestRaft(t *testing.T) {
 	}
 }
 
-func TestQuantile(t *testing.T) {
+func TestQuantileNearestRank(t *testing.T) {
 	tests := []struct {
 		name string
 		n    int

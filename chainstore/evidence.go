@@ -187,6 +187,10 @@ func putEvidence(set func(k, v []byte) error, recs []evidenceRec) error {
 func (s *Store) ApplyEvidence(index uint64, a, b []byte) error {
 	s.gs.mu.Lock()
 	defer s.gs.mu.Unlock()
+	// Writes of the applied index go one at a time, in order (graph.go:
+	// lock order graph, disk, lifetime).
+	s.gs.disk.Lock()
+	defer s.gs.disk.Unlock()
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -241,7 +245,7 @@ func (s *Store) EvidenceCount() int {
 // EvidenceEnvelopes returns the two envelopes of the n-th proof (A, B as
 // in EvidenceInfo).
 func (s *Store) EvidenceEnvelopes(n uint64) (a, b []byte, err error) {
-	err = s.view(func(txn *badger.Txn) error {
+	err = s.graphView(func(txn *badger.Txn) error {
 		item, err := txn.Get(evidenceKey(n))
 		if err != nil {
 			return err

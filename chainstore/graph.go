@@ -65,8 +65,20 @@ var graphPrefixes = []byte{prefixDecl, prefixOrder, prefixIssuer, prefixKind, pr
 var ErrNotFound = errors.New("chainstore: not found")
 
 // graphState is the in-memory graph and its bookkeeping.
+//
+// Two locks, so that verification never waits for the disk: mu guards the
+// in-memory state and writers hold it only while memory changes
+// (microseconds to milliseconds); disk is held by the graph's writers
+// across their disk write (an fsync, which on a busy disk takes up to
+// seconds) and, for a moment, by readers of the graph's disk records
+// (graphView, Snapshot) to open their transaction after the write in
+// flight. So, between ApplyDeclarations's memory change and its fsync,
+// memory is ahead of the disk, and every disk reader still sees at least
+// what memory said before it was called.
+// Lock order: mu, then disk, then the store's lifetime lock (acquire).
 type graphState struct {
-	mu sync.RWMutex
+	mu   sync.RWMutex
+	disk sync.Mutex
 	// g is the agreed graph. Invariant: g holds exactly the declarations
 	// under "o", in that order.
 	g *authority.Graph
@@ -225,7 +237,8 @@ func (s *Store) Version() uint64 {
 	return s.gs.g.Version()
 }
 
-// AppliedIndex is the last Raft index whose effects are durable here.
+// AppliedIndex is the last Raft index applied to the graph here (durable
+// once the ApplyDeclarations or MarkApplied call that set it returned).
 func (s *Store) AppliedIndex() uint64 {
 	s.gs.mu.RLock()
 	defer s.gs.mu.RUnlock()
@@ -243,14 +256,21 @@ func (s *Store) NeedsRestore() bool {
 // MarkApplied records that the entry at index was applied and changed nothing.
 func (s *Store) MarkApplied(index uint64) error {
 	s.gs.mu.Lock()
-	defer s.gs.mu.Unlock()
 	if index <= s.gs.applied {
+		s.gs.mu.Unlock()
 		return nil
 	}
+	s.gs.disk.Lock()
+	defer s.gs.disk.Unlock()
+	prev := s.gs.applied
+	s.gs.applied = index
+	s.gs.mu.Unlock()
 	if err := s.update(func(txn *badger.Txn) error { return txn.Set(keyApplied, be64(index)) }); err != nil {
+		s.gs.mu.Lock()
+		s.gs.applied = prev
+		s.gs.mu.Unlock()
 		return fmt.Errorf("chainstore: mark index %d applied: %w", index, err)
 	}
-	s.gs.applied = index
 	return nil
 }
 
@@ -278,7 +298,10 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 // before only spares repeating the arithmetic (authority's memo).
 func (s *Store) ApplyDeclarationsParsed(index uint64, envelopes [][]byte, parsed func(env []byte) *authority.Signed) []error {
 	s.gs.mu.Lock()
-	defer s.gs.mu.Unlock()
+	unlockMem := sync.OnceFunc(s.gs.mu.Unlock)
+	defer unlockMem()
+	s.gs.disk.Lock()
+	defer s.gs.disk.Unlock()
 	results := make([]error, len(envelopes))
 	// Acquire before touching the graph: once memory has moved on, a disk
 	// write refused for ErrClosed would look like divergence (the panic
@@ -326,34 +349,61 @@ func (s *Store) ApplyDeclarationsParsed(index uint64, envelopes [][]byte, parsed
 		accepted = append(accepted, sd)
 	}
 	base := g.Version() - uint64(len(accepted))
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for j, sd := range accepted {
-			recs, err := allRecords(s.gs.log, sd, base+uint64(j)+1)
-			if err != nil {
-				return err
-			}
+	// The records are built under mu (the log's appender moves on with
+	// them); the write and its fsync run after mu is released, under disk,
+	// so that View and Has do not wait for the disk.
+	var recs [][2][]byte
+	var err error
+	for j, sd := range accepted {
+		var r [][2][]byte
+		if r, err = allRecords(s.gs.log, sd, base+uint64(j)+1); err != nil {
+			break
+		}
+		recs = append(recs, r...)
+	}
+	if err == nil {
+		s.gs.applied = index
+		for _, ev := range evs {
+			s.gs.ev.add(ev.info)
+		}
+		unlockMem()
+		err = s.db.Update(func(txn *badger.Txn) error {
 			for _, kv := range recs {
 				if err := txn.Set(kv[0], kv[1]); err != nil {
 					return err
 				}
 			}
-		}
-		if err := putEvidence(txn.Set, evs); err != nil {
-			return err
-		}
-		return txn.Set(keyApplied, be64(index))
-	})
+			if err := putEvidence(txn.Set, evs); err != nil {
+				return err
+			}
+			return txn.Set(keyApplied, be64(index))
+		})
+	}
 	if err != nil {
 		// The in-memory graph has moved on and the disk has not: this node
 		// can no longer claim to hold the agreed graph. Stop; a restart
 		// replays the Raft log from what the disk has.
 		panic(fmt.Sprintf("chainstore: apply index %d: %v: memory and disk diverged", index, err))
 	}
-	s.gs.applied = index
-	for _, ev := range evs {
-		s.gs.ev.add(ev.info)
-	}
 	return results
+}
+
+// graphView is view for the graph's own disk records (declarations, their
+// indexes, the log's nodes). Its transaction opens after the write in
+// flight, if any, has landed, so it sees at least what memory (Has,
+// Version, LogRoot) said before the call; the lock is not held while fn
+// runs, so a long read does not hold up the next write.
+func (s *Store) graphView(fn func(txn *badger.Txn) error) error {
+	s.gs.disk.Lock()
+	if err := s.acquire(); err != nil {
+		s.gs.disk.Unlock()
+		return err
+	}
+	txn := s.db.NewTransaction(false)
+	s.gs.disk.Unlock()
+	defer s.life.RUnlock()
+	defer txn.Discard()
+	return fn(txn)
 }
 
 // allRecords is declRecords plus the transparency log's records, appending
@@ -389,7 +439,7 @@ func declRecords(sd *authority.Signed, version uint64) [][2][]byte {
 // Declaration returns the envelope of an accepted declaration.
 func (s *Store) Declaration(id authority.ID) ([]byte, error) {
 	var out []byte
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		item, err := txn.Get(declKey(id))
 		if err != nil {
 			return err
@@ -417,7 +467,7 @@ func (s *Store) Has(id authority.ID) bool {
 func (s *Store) ByIssuer(a authority.ID) ([]authority.ID, error) {
 	var out []authority.ID
 	prefix := append([]byte{prefixIssuer}, a[:]...)
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -441,7 +491,7 @@ func (s *Store) ByIssuer(a authority.ID) ([]authority.ID, error) {
 func (s *Store) ByKind(k authority.Kind) ([]authority.ID, error) {
 	var out []authority.ID
 	prefix := []byte{prefixKind, byte(k)}
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -461,7 +511,7 @@ func (s *Store) ByKind(k authority.Kind) ([]authority.ID, error) {
 // (after, upTo], in order. upTo 0 means the current version. fn's env is
 // only valid during the call.
 func (s *Store) Declarations(after, upTo uint64, fn func(version uint64, env []byte) error) error {
-	return s.view(func(txn *badger.Txn) error { return eachDecl(txn, after, upTo, fn) })
+	return s.graphView(func(txn *badger.Txn) error { return eachDecl(txn, after, upTo, fn) })
 }
 
 func eachDecl(txn *badger.Txn, after, upTo uint64, fn func(version uint64, env []byte) error) error {
@@ -527,15 +577,20 @@ type GraphSnapshot struct {
 // Snapshot takes a consistent view for Raft. It is quick: the records are
 // read while Persist streams them. Release must be called.
 func (s *Store) Snapshot() (*GraphSnapshot, error) {
-	// Lock order, everywhere: the graph lock, then the store's lifetime
-	// lock (acquire), so Snapshot, Apply and Close cannot deadlock.
+	// Lock order, everywhere: the graph lock, disk, then the store's
+	// lifetime lock (acquire), so Snapshot, Apply and Close cannot
+	// deadlock. disk: the transaction must hold the records of the version
+	// and index it states, so it opens after the write in flight.
 	s.gs.mu.RLock()
+	s.gs.disk.Lock()
 	if err := s.acquire(); err != nil {
+		s.gs.disk.Unlock()
 		s.gs.mu.RUnlock()
 		return nil, err
 	}
 	txn := s.db.NewTransaction(false)
 	snap := &GraphSnapshot{s: s, txn: txn, applied: s.gs.applied, version: s.gs.g.Version()}
+	s.gs.disk.Unlock()
 	s.gs.mu.RUnlock()
 	return snap, nil
 }
@@ -658,6 +713,8 @@ func (s *Store) Restore(r io.Reader) error {
 
 	s.gs.mu.Lock()
 	defer s.gs.mu.Unlock()
+	s.gs.disk.Lock()
+	defer s.gs.disk.Unlock()
 	if err := s.update(func(txn *badger.Txn) error { return txn.Set(keyRestoring, nil) }); err != nil {
 		return fmt.Errorf("chainstore: restore: mark: %w", err)
 	}

@@ -69,6 +69,8 @@ func (s *Store) ApplySynced(from uint64, envelopes [][]byte, check SyncCheck) er
 	}
 	s.gs.mu.Lock()
 	defer s.gs.mu.Unlock()
+	s.gs.disk.Lock() // lock order: graph, disk, lifetime (graph.go)
+	defer s.gs.disk.Unlock()
 	if err := s.acquire(); err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func (s *Store) LogRootAt(size uint64) ([]byte, error) {
 		return nil, err
 	}
 	var root []byte
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		var err error
 		root, err = tlog.RootAt(txnNodes{txn}, size)
 		return err
@@ -113,7 +113,7 @@ func (s *Store) LogRootAt(size uint64) ([]byte, error) {
 // declaration.
 func (s *Store) LogIndex(id authority.ID) (uint64, error) {
 	var v uint64
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		item, err := txn.Get(versionKey(id))
 		if err != nil {
 			return err
@@ -143,7 +143,7 @@ func (s *Store) InclusionProof(index, size uint64) ([][]byte, error) {
 		return nil, err
 	}
 	var proof [][]byte
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		var err error
 		proof, err = tlog.InclusionProof(txnNodes{txn}, index, size)
 		return err
@@ -161,7 +161,7 @@ func (s *Store) ConsistencyProof(oldSize, newSize uint64) ([][]byte, error) {
 		return nil, err
 	}
 	var proof [][]byte
-	err := s.view(func(txn *badger.Txn) error {
+	err := s.graphView(func(txn *badger.Txn) error {
 		var err error
 		proof, err = tlog.ConsistencyProof(txnNodes{txn}, oldSize, newSize)
 		return err
@@ -191,7 +191,7 @@ type storeNodes struct{ s *Store }
 
 func (n storeNodes) GetNodes(ids []compact.NodeID) ([][]byte, error) {
 	var out [][]byte
-	err := n.s.view(func(txn *badger.Txn) error {
+	err := n.s.graphView(func(txn *badger.Txn) error {
 		var err error
 		out, err = txnNodes{txn}.GetNodes(ids)
 		return err

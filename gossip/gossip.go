@@ -44,6 +44,13 @@ const (
 	// Ignore: cannot judge now (unknown issuer, stale, duplicate). Not
 	// delivered, not relayed, no penalty.
 	Ignore
+	// Replay: a message we hold already for good (a declaration agreed a
+	// while ago, not one still in flight). Handled as Ignore, and charged
+	// to the peer that relayed it: past ReplayAllowance, replays lower its
+	// score (see PeerRate and ReplayAllowance), so a peer that floods old
+	// declarations is pruned while one that relays a few after a reconnect
+	// is not.
+	Replay
 )
 
 func (v Verdict) String() string {
@@ -54,6 +61,8 @@ func (v Verdict) String() string {
 		return "reject"
 	case Ignore:
 		return "ignore"
+	case Replay:
+		return "replay"
 	}
 	return fmt.Sprintf("verdict(%d)", int(v))
 }
@@ -150,6 +159,14 @@ type Config struct {
 	// its own size limit, Validate and Deliver. Names must be distinct and
 	// not DeclarationsTopic; New refuses them otherwise (ErrBadTopic).
 	Topics []TopicConfig
+	// MDNS turns on mDNS discovery (service MDNSServiceName) on the local
+	// network: peers found there are connected to. Off by default: a
+	// federation's peers are named by bootstrap addresses and the graph,
+	// and mDNS announces this host to everyone on the LAN.
+	MDNS bool
+
+	// limits overrides defaultLimits; zero means the defaults. Tests only.
+	limits limits
 }
 
 // Stats counts what the validator pipeline saw, for metrics: Host.Stats over
@@ -167,6 +184,10 @@ type Stats struct {
 	Throttled     uint64 // incoming messages dropped, validation queue full or throttled
 	DroppedRPCs   uint64 // outgoing RPCs dropped (a peer's outbound queue full)
 	Undeliverable uint64 // validated messages dropped because Deliver fell behind
+
+	// Misbehaviour charged to peers (see PeerRate, ReplayAllowance).
+	Replays     uint64 // messages given Verdict Replay (counted in Ignored too)
+	RateLimited uint64 // incoming messages dropped for their peer's rate (not in Ignored)
 }
 
 // Host is one fednode peer: a libp2p host joined to DeclarationsTopic and
@@ -194,6 +215,11 @@ type Host struct {
 	// block is the set Block fills and the connection gater that enforces
 	// it; set by New before libp2p starts.
 	block *blocklist
+	// ledger charges peers for rate and replays; its score is GossipSub's
+	// app-specific score.
+	ledger *ledger
+	// mdns is the mDNS discovery service; nil unless cfg.MDNS.
+	mdns interface{ Close() error }
 
 	connSub event.Subscription // nil unless cfg.OnConnect is set
 
@@ -282,6 +308,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		mesh:      make(map[string]map[string]struct{}),
 		block:     block,
 	}
+	lim := cfg.limits
+	if lim == (limits{}) {
+		lim = defaultLimits
+	}
+	g.ledger = newLedger(lim, time.Now)
 	lh.Network().Notify(blockNotifee(block))
 	g.gate.init()
 	if err := g.start(); err != nil {
@@ -300,7 +331,7 @@ func (g *Host) start() error {
 			extra = append(extra, name)
 		}
 	}
-	params, thresholds := scoreParams(extra)
+	params, thresholds := scoreParams(extra, g.ledger.score)
 	ps, err := pubsub.NewGossipSub(g.ctx, g.h,
 		// Declarations carry their own signatures; a libp2p envelope
 		// signature would add bytes and a verification and nothing else.
@@ -318,6 +349,11 @@ func (g *Host) start() error {
 		pubsub.WithPeerScore(params, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(g.storeScores), scoreInspectPeriod),
 		pubsub.WithRawTracer(tracer{g}),
+		// Rate limits apply to whole RPCs, before GossipSub marks their
+		// messages seen: a message dropped in a validator would be a
+		// duplicate when an honest peer relays it a moment later, so a
+		// flooder that relays honest messages first could suppress them.
+		pubsub.WithAppSpecificRpcInspector(g.inspectRPC),
 		pubsub.WithLogger(g.log.With("component", "pubsub")),
 	)
 	if err != nil {
@@ -353,6 +389,11 @@ func (g *Host) start() error {
 		g.wg.Add(1)
 		go g.deliverLoop(ts)
 	}
+	if g.cfg.MDNS {
+		if err := g.startMDNS(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -367,7 +408,11 @@ func messageID(m *pb.Message) string {
 // validator adapts ts's Validate to pubsub, bounding size first and turning
 // a panic into Reject.
 func (g *Host) validator(ts *topicState) pubsub.ValidatorEx {
+	self := g.h.ID()
 	return func(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
+		// The size bound holds before any decoding: GossipSub refuses RPC
+		// frames over MaxMessageSize+wireOverhead before parsing them, and
+		// this refuses a message over its topic's limit before Validate.
 		if len(m.GetData()) > ts.maxSize {
 			ts.n.oversize.Add(1)
 			ts.n.rejected.Add(1)
@@ -396,6 +441,13 @@ func (g *Host) validator(ts *topicState) pubsub.ValidatorEx {
 		case Reject:
 			ts.n.rejected.Add(1)
 			return pubsub.ValidationReject
+		case Replay:
+			ts.n.ignored.Add(1)
+			ts.n.replays.Add(1)
+			if from != self {
+				g.ledger.replay(from)
+			}
+			return pubsub.ValidationIgnore
 		default:
 			ts.n.ignored.Add(1)
 			return pubsub.ValidationIgnore
@@ -458,6 +510,7 @@ func (g *Host) storeScores(m map[peer.ID]float64) {
 	g.mu.Lock()
 	g.scores = s
 	g.mu.Unlock()
+	g.ledger.sweep()
 }
 
 // PeerID returns our peer ID.
@@ -748,6 +801,9 @@ func (g *Host) Close() error {
 // started Host.
 func (g *Host) closeAll() error {
 	g.cancel()
+	if g.mdns != nil {
+		_ = g.mdns.Close() // it only cancels its loops; nothing to report
+	}
 	for _, ts := range g.topics {
 		if ts.sub != nil {
 			ts.sub.Cancel()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -434,6 +435,7 @@ func TestPublishLocalVerdicts(t *testing.T) {
 // rogue is a raw GossipSub peer without our checks, to send what an honest
 // Host refuses to publish.
 type rogue struct {
+	h      host.Host
 	id     string
 	topic  *pubsub.Topic            // DeclarationsTopic
 	topics map[string]*pubsub.Topic // by name: DeclarationsTopic and extra
@@ -459,6 +461,9 @@ func newRogue(t *testing.T, target *Host, extra ...string) *rogue {
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithMaxMessageSize(4*MaxMessageSize),
+		// A flooding rogue must not lose its own flood to the default
+		// 32-RPC outbound queue.
+		pubsub.WithPeerOutboundQueueSize(8192),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -493,7 +498,7 @@ func newRogue(t *testing.T, target *Host, extra ...string) *rogue {
 		}
 		return true
 	})
-	return &rogue{id: h.ID().String(), topic: topics[DeclarationsTopic], topics: topics}
+	return &rogue{h: h, id: h.ID().String(), topic: topics[DeclarationsTopic], topics: topics}
 }
 
 // TestOversizeNotDelivered: a message one byte over MaxMessageSize from a

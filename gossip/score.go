@@ -52,7 +52,10 @@ const (
 //   - P6 (IP colocation) is off: authorities may share a NAT or a machine, and
 //     test meshes put every node on 127.0.0.1;
 //   - P7 (broken IWANT promises, early re-grafts) is on with a high threshold.
-func scoreParams(extra []string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+//   - P5 (app-specific) is the ledger's charge for replays and rate-limit
+//     drops (see PeerRate, ReplayAllowance): misbehaviour that GossipSub
+//     counts as Ignore and would not penalise.
+func scoreParams(extra []string, app func(peer.ID) float64) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
 	topics := map[string]*pubsub.TopicScoreParams{DeclarationsTopic: topicScoreParams(1)}
 	for _, name := range extra {
 		topics[name] = topicScoreParams(extraTopicWeight)
@@ -63,7 +66,7 @@ func scoreParams(extra []string) (*pubsub.PeerScoreParams, *pubsub.PeerScoreThre
 		// what DeclarationsTopic alone can earn.
 		TopicScoreCap: firstDeliveryCap + 10,
 
-		AppSpecificScore:  func(peer.ID) float64 { return 0 },
+		AppSpecificScore:  app,
 		AppSpecificWeight: 1,
 
 		IPColocationFactorWeight: 0,

@@ -63,6 +63,7 @@ type topicState struct {
 type counters struct {
 	accepted, rejected, ignored, oversize, panics, delivered atomic.Uint64
 	throttled, undeliverable                                 atomic.Uint64
+	replays, rateLimited                                     atomic.Uint64
 }
 
 func (c *counters) addTo(s *Stats) {
@@ -74,6 +75,8 @@ func (c *counters) addTo(s *Stats) {
 	s.Delivered += c.delivered.Load()
 	s.Throttled += c.throttled.Load()
 	s.Undeliverable += c.undeliverable.Load()
+	s.Replays += c.replays.Load()
+	s.RateLimited += c.rateLimited.Load()
 }
 
 // newTopics checks cfg.Topics and returns the state of every topic to join,

@@ -56,6 +56,16 @@ type Config struct {
 	// peer (each wait is drawn from half to one and a half of it); zero:
 	// 20 s. Rounds also run on every new connection (sync.go).
 	SyncInterval time.Duration
+	// MDNS turns on mDNS peer discovery on the local network (off by
+	// default; see gossip.Config.MDNS).
+	MDNS bool
+	// OnRevocation, if set, is called when a revocation takes effect at
+	// this node before Raft orders it (submitted here or arrived by
+	// gossip; the provisional overlay), with the revoked target. It runs
+	// in the submitting or delivering goroutine and must not block. For
+	// benchmarks: a revocation that reaches the node only through Raft is
+	// not signalled.
+	OnRevocation func(target authority.ID)
 }
 
 // RaftTuning carries the Raft settings an operator or a test may change.
@@ -65,6 +75,10 @@ type RaftTuning struct {
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+
+	// LeaderLeaseTimeout: a leader that hears from no quorum for this long
+	// steps down; at most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
 }
 
 // Timing of the node's background loops.
@@ -98,6 +112,9 @@ type Node struct {
 	pool  *pool
 	prov  *provisional
 	met   *metrics
+	// recent holds what this replica agreed lately: gossip copies of those
+	// are late, not replays.
+	recent *recentlyAgreed
 
 	apiLn  net.Listener
 	apiSrv *http.Server
@@ -148,17 +165,19 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Clock = time.Now
 	}
 	n := &Node{
-		cfg:  cfg,
-		home: home,
-		log:  cfg.Logger.With("node", home.Config.Name),
-		now:  cfg.Clock,
-		pool: newPool(),
-		prov: newProvisional(),
-		met:  newMetrics(),
-		kick: make(chan struct{}, 1),
-		cons: newConsortiumState(),
-		pubq: make(chan []byte, publishQueue),
+		cfg:    cfg,
+		home:   home,
+		log:    cfg.Logger.With("node", home.Config.Name),
+		now:    cfg.Clock,
+		pool:   newPool(),
+		prov:   newProvisional(),
+		met:    newMetrics(),
+		recent: newRecentlyAgreed(time.Now),
+		kick:   make(chan struct{}, 1),
+		cons:   newConsortiumState(),
+		pubq:   make(chan []byte, publishQueue),
 	}
+	n.prov.hook = cfg.OnRevocation
 	n.initEquivocation()
 	n.started = time.Now()
 	n.chains = authority.NewCache(0, 0)
@@ -187,6 +206,7 @@ func (n *Node) start(ctx context.Context) error {
 		Validate:    n.validateGossip,
 		Deliver:     n.deliverGossip,
 		OnConnect:   func(p string) { n.poke(); n.syncOnConnect(p) },
+		MDNS:        n.cfg.MDNS,
 		Topics: []gossip.TopicConfig{{
 			Name:     gossip.CheckpointsTopic,
 			MaxSize:  maxCheckpointNote,
@@ -197,6 +217,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.met.watchGossip(n.host)
 
 	fsm := consensus.NewFSM(stateAdapter{n.store})
 	fsm.Register(cmdDeclarations, "declarations", n.applyDeclarations)
@@ -224,6 +245,8 @@ func (n *Node) start(ctx context.Context) error {
 		SnapshotThreshold: n.cfg.Raft.SnapshotThreshold,
 		TrailingLogs:      n.cfg.Raft.TrailingLogs,
 		PeerAllowed:       n.raftPeerAllowed,
+
+		LeaderLeaseTimeout: n.cfg.Raft.LeaderLeaseTimeout,
 	})
 	if err != nil {
 		return err
@@ -506,8 +529,8 @@ func (n *Node) validateGossip(_ context.Context, from string, data []byte) gossi
 	// of every submitted declaration would double the leader's work.
 	id := authority.IDOf(data)
 	if n.store.Has(id) {
-		n.met.gossip.WithLabelValues("ignore").Inc()
-		return gossip.Ignore
+		// A late copy, or a replay of something long agreed (replay.go).
+		return n.agreedVerdict(id)
 	}
 	if n.pool.get(id) != nil {
 		n.met.gossip.WithLabelValues("accept").Inc()
@@ -560,7 +583,7 @@ func (n *Node) deliverGossip(from string, data []byte) {
 		// before Raft orders it.
 		n.prov.add(sd)
 	}
-	n.pool.add(sd, time.Now())
+	n.pool.addRelayed(sd, time.Now(), n.raft.Leader())
 	n.poke()
 }
 
@@ -577,6 +600,7 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 	evBefore := n.store.EvidenceCount()
 	errs := n.store.ApplyDeclarationsParsed(index, envs, n.parsedFor)
 	n.noteApplied(evBefore)
+	n.recent.add(envs)
 	accepted := 0
 	for i, e := range errs {
 		if e == nil {
@@ -713,7 +737,7 @@ func (n *Node) proposeOnce() {
 			break
 		}
 		// A new leader gets everything at once; the same one only retries.
-		if p.forwardedTo != leader || now.Sub(p.forwarded) >= forwardRetry {
+		if p.forwardedTo != leader || now.Sub(p.forwarded) >= p.retry() {
 			p.forwardedTo = leader
 			envs = append(envs, p.sd.Raw)
 			size += len(p.sd.Raw) + 8
@@ -855,6 +879,9 @@ type pendingDecl struct {
 	// inflight is set while the declaration is in a proposal Raft has not
 	// answered yet (propose.go).
 	inflight atomic.Bool
+	// relayed: it arrived by gossip, so its origin forwards it and this
+	// node only repairs (see pool.addRelayed).
+	relayed bool
 }
 
 // pool holds declarations that are valid but not yet agreed.
@@ -964,6 +991,8 @@ func (p *pool) list() []*pendingDecl {
 type provisional struct {
 	mu sync.RWMutex
 	m  map[[2]authority.ID]*authority.Signed
+	// hook is Config.OnRevocation; set before the node starts.
+	hook func(target authority.ID)
 }
 
 func newProvisional() *provisional {
@@ -972,10 +1001,15 @@ func newProvisional() *provisional {
 
 func (p *provisional) add(sd *authority.Signed) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	k := [2]authority.ID{sd.Decl.Revocation.Target, sd.Decl.Authority}
-	if _, ok := p.m[k]; !ok {
+	_, had := p.m[k]
+	if !had {
 		p.m[k] = sd
+	}
+	p.mu.Unlock()
+	// Outside the lock: the hook may verify, which reads the overlay.
+	if !had && p.hook != nil {
+		p.hook(sd.Decl.Revocation.Target)
 	}
 }
 

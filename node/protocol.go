@@ -206,6 +206,12 @@ func (n *Node) handleForward(remote string, c net.Conn) {
 	}
 	var resp forwardResponse
 	for _, env := range req.Envelopes {
+		// Most forwards repeat what gossip brought already: skip those
+		// before parsing and verifying.
+		if id := authority.IDOf(env); n.store.Has(id) || n.pool.get(id) != nil {
+			resp.Accepted++
+			continue
+		}
 		sd, err := authority.Parse(env)
 		if err == nil && !sd.Decl.Kind.OnChain() {
 			err = fmt.Errorf("%w: %v is off-chain", ErrInvalid, sd.Decl.Kind)

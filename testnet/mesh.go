@@ -27,6 +27,8 @@ type Mesh struct {
 	ownDir bool
 	log    *slog.Logger
 	clock  func() time.Time
+	// configure is MeshOptions.Configure; nil: none.
+	configure func(name string, c *node.Config)
 
 	mu    sync.Mutex
 	nodes map[string]*member
@@ -72,11 +74,14 @@ type MeshOptions struct {
 	// Files resolves the FILE paths of authority specs (jwks=,
 	// x509-roots=); nil: such specs fail.
 	Files fs.FS
+	// Configure, if set, may adjust each node's Config (hooks, tuning)
+	// before node.New, at start and at every restart.
+	Configure func(name string, c *node.Config)
 }
 
 // NewMesh returns an empty mesh.
 func NewMesh(o MeshOptions) (*Mesh, error) {
-	m := &Mesh{files: o.Files, dir: o.Dir, log: o.Logger, clock: o.Clock, nodes: map[string]*member{}, cut: map[string]map[string]bool{}}
+	m := &Mesh{files: o.Files, dir: o.Dir, log: o.Logger, clock: o.Clock, configure: o.Configure, nodes: map[string]*member{}, cut: map[string]map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -174,7 +179,7 @@ func (m *Mesh) start(ctx context.Context, s AuthorityCmd, bootstrap bool, join [
 	if _, err := node.Init(home, opts); err != nil {
 		return err
 	}
-	n, err := node.New(ctx, node.Config{Home: home, Bootstrap: bootstrap, Join: join, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval})
+	n, err := node.New(ctx, m.config(s.Name, node.Config{Home: home, Bootstrap: bootstrap, Join: join, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval}))
 	if err != nil {
 		return fmt.Errorf("testnet: start %s: %w", s.Name, err)
 	}
@@ -183,6 +188,14 @@ func (m *Mesh) start(ctx context.Context, s AuthorityCmd, bootstrap bool, join [
 	m.order = append(m.order, s.Name)
 	m.mu.Unlock()
 	return nil
+}
+
+// config applies MeshOptions.Configure to a node's Config.
+func (m *Mesh) config(name string, c node.Config) node.Config {
+	if m.configure != nil {
+		m.configure(name, &c)
+	}
+	return c
 }
 
 // defaultKind guesses a kind from a name like "aws-prod".
@@ -264,10 +277,10 @@ func (m *Mesh) Restart(ctx context.Context, name string) error {
 	if mb.n != nil {
 		return fmt.Errorf("testnet: restart %s: it is running", name)
 	}
-	n, err := node.New(ctx, node.Config{Home: mb.home, Listen: mb.listen, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval})
+	n, err := node.New(ctx, m.config(name, node.Config{Home: mb.home, Listen: mb.listen, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval}))
 	if err != nil {
 		m.log.Warn("testnet: restart on the old addresses failed; taking new ports", "node", name, "listen", mb.listen, "err", err)
-		n, err = node.New(ctx, node.Config{Home: mb.home, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval})
+		n, err = node.New(ctx, m.config(name, node.Config{Home: mb.home, Logger: m.log, Clock: m.clock, Raft: m.raftTuning(), SyncInterval: meshSyncInterval}))
 	}
 	if err != nil {
 		return fmt.Errorf("testnet: restart %s: %w", name, err)

@@ -121,9 +121,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 func runCmd() *cobra.Command {
 	var home, api, logLevel, logFormat string
 	var listen, join, peers []string
-	var bootstrap bool
+	var bootstrap, mdns bool
 	c := &cobra.Command{
-		Use:   "run --home DIR [--listen MULTIADDR] [--api HOST:PORT] [--bootstrap | --join MULTIADDR]",
+		Use:   "run --home DIR [--listen MULTIADDR] [--api HOST:PORT] [--bootstrap | --join MULTIADDR] [--mdns]",
 		Short: "Run the node until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -139,7 +139,7 @@ func runCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			n, err := node.New(ctx, node.Config{Home: home, Listen: listen, API: api, Bootstrap: bootstrap, Join: join, Peers: peers, Logger: logger})
+			n, err := node.New(ctx, node.Config{Home: home, Listen: listen, API: api, Bootstrap: bootstrap, Join: join, Peers: peers, Logger: logger, MDNS: mdns})
 			if err != nil {
 				return err
 			}
@@ -162,6 +162,7 @@ func runCmd() *cobra.Command {
 	c.Flags().BoolVar(&bootstrap, "bootstrap", false, "found a new consortium with this node as its first Raft voter")
 	c.Flags().StringSliceVar(&join, "join", nil, "multiaddr of a running member to join through (repeatable)")
 	c.Flags().StringSliceVar(&peers, "peer", nil, "multiaddr of a peer to connect to at start (repeatable)")
+	c.Flags().BoolVar(&mdns, "mdns", false, "discover peers on the local network by mDNS (off by default)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c
