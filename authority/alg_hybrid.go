@@ -75,7 +75,14 @@ func hybridVerify(key, msg, sig []byte, c *keyCache) bool {
 	mlKey, edKey := key[:mldsa65.PublicKeySize], key[mldsa65.PublicKeySize:]
 	mlSig, edSig := sig[:mldsa65.SignatureSize], sig[mldsa65.SignatureSize:]
 	// Checking Ed25519 first keeps a key whose Ed25519 half fails out of
-	// the cache (only keys that verified are kept).
-	return ed25519.Verify(ed25519.PublicKey(edKey), m, edSig) &&
-		c.verify(mlKey, m, []byte(hybridLabel), mlSig)
+	// the cache, and its Ed25519 half is kept only once the ML-DSA half
+	// verified too (only keys that verified are kept).
+	edOK, fresh := c.edCheck(edKey, m, edSig)
+	if !edOK || !c.verify(mlKey, m, []byte(hybridLabel), mlSig) {
+		return false
+	}
+	if fresh != nil {
+		c.put(&cachedKey{ed: fresh}, edKey)
+	}
+	return true
 }

@@ -265,7 +265,7 @@ func TestKeyCacheBound(t *testing.T) {
 // TestKeyCacheKeepsOnlyVerified: a key enters the cache only once a
 // signature has verified under it, so junk keys cannot evict real ones.
 func TestKeyCacheKeepsOnlyVerified(t *testing.T) {
-	for _, a := range []Alg{AlgMLDSA65, AlgHybrid} {
+	for _, a := range []Alg{AlgEd25519, AlgMLDSA65, AlgHybrid} {
 		var c keyCache
 		k := testKey(t, a, 9)
 		pub := k.Public()
@@ -283,14 +283,38 @@ func TestKeyCacheKeepsOnlyVerified(t *testing.T) {
 			if pub.verifyCached(msg, bad, &c) || c.len() != 0 {
 				t.Fatalf("hybrid with a bad Ed25519 half cached its key (len %d)", c.len())
 			}
+			// Ed25519 half valid, ML-DSA half not: neither half cached.
+			mlBad := bytes.Clone(sig)
+			mlBad[0] ^= 1
+			if pub.verifyCached(msg, mlBad, &c) || c.len() != 0 {
+				t.Fatalf("hybrid with a bad ML-DSA half cached a key (len %d)", c.len())
+			}
 		}
-		if !pub.verifyCached(msg, sig, &c) || c.len() != 1 {
-			t.Fatalf("%v: a good verification did not cache its key (len %d)", a, c.len())
+		// One entry per decoded half: the hybrid keeps its ML-DSA and its
+		// Ed25519 key.
+		want := 1
+		if a == AlgHybrid {
+			want = 2
 		}
-		if _, hit := c.unpacked(pub.Key[:1952]); !hit {
-			t.Fatalf("%v: the verified key is not a hit", a)
+		if !pub.verifyCached(msg, sig, &c) || c.len() != want {
+			t.Fatalf("%v: a good verification did not cache its key (len %d, want %d)", a, c.len(), want)
 		}
-		if !pub.verifyCached(msg, sig, &c) || pub.verifyCached(msg, bad, &c) || c.len() != 1 {
+		switch a {
+		case AlgEd25519:
+			if e := c.lookup(pub.Key); e == nil || e.ed == nil {
+				t.Fatalf("%v: the verified key is not a hit", a)
+			}
+		case AlgHybrid:
+			if e := c.lookup(pub.Key[1952:]); e == nil || e.ed == nil {
+				t.Fatalf("%v: the verified key's Ed25519 half is not a hit", a)
+			}
+			fallthrough
+		default:
+			if _, hit := c.unpacked(pub.Key[:1952]); !hit {
+				t.Fatalf("%v: the verified key is not a hit", a)
+			}
+		}
+		if !pub.verifyCached(msg, sig, &c) || pub.verifyCached(msg, bad, &c) || c.len() != want {
 			t.Fatalf("%v: answers changed once cached", a)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
+	"github.com/fednode/fednode/authority/internal/edwards25519"
 	"github.com/veraison/go-cose"
 )
 
@@ -26,7 +27,8 @@ const maxCachedKeys = 256
 // mldsaKeys is the process-wide cache behind PublicKey.verify.
 var mldsaKeys keyCache
 
-// keyCache is a bounded LRU of unpacked ML-DSA-65 public keys, keyed by the
+// keyCache is a bounded LRU of unpacked ML-DSA-65 public keys (and of
+// decoded Ed25519 ones: see edVerify), keyed by the
 // packed key bytes themselves (Go's map hashes them, and a hit compares them
 // in full, so no collision can ever hand back another key's unpacking).
 //
@@ -43,9 +45,14 @@ type keyCache struct {
 	lru   list.List // of *cachedKey, most recently used first
 }
 
+// cachedKey is one key's decoded form: pk for an ML-DSA-65 key, ed for an
+// Ed25519 one (keys of the two are of different lengths, so their bytes
+// never name the same entry; a lookup checks the kind anyway).
+// Invariant: exactly one of pk and ed is set.
 type cachedKey struct {
 	key string
 	pk  *mldsa65.PublicKey
+	ed  *edwards25519.PublicKey
 }
 
 // unpacked returns the unpacked form of the mldsa65.PublicKeySize bytes b,
@@ -55,32 +62,42 @@ type cachedKey struct {
 // not sign to send it) cannot push real keys out. The caller must not modify
 // the result.
 func (c *keyCache) unpacked(b []byte) (*mldsa65.PublicKey, bool) {
-	if c != nil {
-		c.mu.Lock()
-		e, ok := c.byKey[string(b)]
-		if ok {
-			c.lru.MoveToFront(e)
-		}
-		c.mu.Unlock()
-		if ok {
-			return e.Value.(*cachedKey).pk, true
-		}
+	if e := c.lookup(b); e != nil && e.pk != nil {
+		return e.pk, true
 	}
 	// Unpack outside the lock: it is the slow part, and goroutines that
 	// unpack the same key at once get equal results.
 	return unpackMLDSA(b), false
 }
 
+// lookup returns the entry of key bytes b, or nil; a nil c holds none.
+func (c *keyCache) lookup(b []byte) *cachedKey {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[string(b)]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*cachedKey)
+}
+
 // keep caches pk, the unpacked form of b, dropping the least recently used
 // key if the cache is full. A no-op on a nil cache or a key already held.
-func (c *keyCache) keep(b []byte, pk *mldsa65.PublicKey) {
+func (c *keyCache) keep(b []byte, pk *mldsa65.PublicKey) { c.put(&cachedKey{pk: pk}, b) }
+
+// put caches e under the key bytes b (setting e.key), as keep.
+func (c *keyCache) put(e *cachedKey, b []byte) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.byKey[string(b)]; ok {
-		c.lru.MoveToFront(e)
+	if old, ok := c.byKey[string(b)]; ok {
+		c.lru.MoveToFront(old)
 		return
 	}
 	if c.byKey == nil {
@@ -91,8 +108,8 @@ func (c *keyCache) keep(b []byte, pk *mldsa65.PublicKey) {
 		c.lru.Remove(old)
 		delete(c.byKey, old.Value.(*cachedKey).key)
 	}
-	k := string(b)
-	c.byKey[k] = c.lru.PushFront(&cachedKey{key: k, pk: pk})
+	e.key = string(b)
+	c.byKey[e.key] = c.lru.PushFront(e)
 }
 
 // verify checks a pure ML-DSA-65 signature with context ctx under the packed

@@ -199,7 +199,10 @@ func (c *Cache) get(req *Request) (*cacheEntry, uint64) {
 // hash is replaced; the least recently used entries go while the cache is
 // over its bounds.
 func (c *Cache) put(h uint64, links []*Signed, memo *chainMemo) {
-	e := &cacheEntry{hash: h, links: links, memo: memo}
+	// The entry lives in the memo, allocated with it (put is called once
+	// per memo, with a complete one).
+	e := &memo.entry
+	*e = cacheEntry{hash: h, links: links, memo: memo}
 	for _, l := range links {
 		e.size += int64(len(l.Raw)+len(l.Raw)/2) + cacheLinkOverhead
 	}
@@ -254,6 +257,9 @@ type chainMemo struct {
 	// so that a memo is one allocation.
 	one    [MaxDelegationDepth]PublicKey
 	record bool
+	// entry is the memo's cache entry once put (see Cache.put): one
+	// allocation for both.
+	entry cacheEntry
 }
 
 func newChainMemo(links []*Signed) *chainMemo {

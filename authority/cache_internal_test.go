@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 )
 
 // TestCacheComparesFullBytes: the chain hash only picks a candidate; an
@@ -101,36 +103,64 @@ func TestAllowMessageMatchesFormat(t *testing.T) {
 }
 
 // TestHolderKeysNotKept: verifying a delegated chain keeps the issuer's
-// root key (a key of the graph) unpacked, never the holder keys of the
-// presented chain.
+// root key (a key of the graph) decoded (unpacked for ML-DSA-65, the point
+// and its table for Ed25519, both halves of a hybrid), never the holder
+// keys of the presented chain.
 func TestHolderKeysNotKept(t *testing.T) {
-	root, holder := testKey(t, AlgMLDSA65, 31), testKey(t, AlgMLDSA65, 32)
-	gen, err := Sign(Declaration{Kind: KindGenesis, IssuedAt: 1, Genesis: &Genesis{Name: "h", RootKeys: []PublicKey{root.Public()}, Threshold: 1}}, root)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name         string
+		alg          Alg
+		root, holder byte // key seeds no other test uses
+	}{
+		{"ed25519", AlgEd25519, 231, 232},
+		{"mldsa65", AlgMLDSA65, 31, 32},
+		{"hybrid", AlgHybrid, 233, 234},
 	}
-	g := NewGraph()
-	if err := g.Apply(gen); err != nil {
-		t.Fatal(err)
-	}
-	hk := holder.Public()
-	parent, err := Sign(Declaration{Kind: KindCredential, Authority: gen.ID, IssuedAt: 1, Credential: &Credential{Subject: "s", HolderKey: &hk}}, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	child, err := Sign(Declaration{Kind: KindCredential, Authority: gen.ID, IssuedAt: 1, Credential: &Credential{Subject: "s", Parent: parent.ID}}, holder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := Verify(g, Request{Credential: child.Raw, Delegation: [][]byte{parent.Raw}, Target: IDOf([]byte("nowhere"))}, WithTime(time.Unix(100, 0)))
-	if d.Reason != ReasonUnknownAuthority || len(d.Chain) != 3 {
-		t.Fatalf("the chain did not verify up to the target: %s: %s", d.Reason, d.Message)
-	}
-	mldsaKeys.mu.Lock()
-	_, rootKept := mldsaKeys.byKey[string(root.Public().Key)]
-	_, holderKept := mldsaKeys.byKey[string(hk.Key)]
-	mldsaKeys.mu.Unlock()
-	if !rootKept || holderKept {
-		t.Fatalf("root key kept %v (want true), holder key kept %v (want false)", rootKept, holderKept)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root, holder := testKey(t, tc.alg, tc.root), testKey(t, tc.alg, tc.holder)
+			gen, err := Sign(Declaration{Kind: KindGenesis, IssuedAt: 1, Genesis: &Genesis{Name: "h", RootKeys: []PublicKey{root.Public()}, Threshold: 1}}, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := NewGraph()
+			if err := g.Apply(gen); err != nil {
+				t.Fatal(err)
+			}
+			hk := holder.Public()
+			parent, err := Sign(Declaration{Kind: KindCredential, Authority: gen.ID, IssuedAt: 1, Credential: &Credential{Subject: "s", HolderKey: &hk}}, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			child, err := Sign(Declaration{Kind: KindCredential, Authority: gen.ID, IssuedAt: 1, Credential: &Credential{Subject: "s", Parent: parent.ID}}, holder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := Verify(g, Request{Credential: child.Raw, Delegation: [][]byte{parent.Raw}, Target: IDOf([]byte("nowhere"))}, WithTime(time.Unix(100, 0)))
+			if d.Reason != ReasonUnknownAuthority || len(d.Chain) != 3 {
+				t.Fatalf("the chain did not verify up to the target: %s: %s", d.Reason, d.Message)
+			}
+			// kept reports whether every decoded part of k is in the
+			// process-wide cache, and whether any is.
+			kept := func(k PublicKey) (all, any bool) {
+				parts := [][]byte{k.Key}
+				if k.Alg == AlgHybrid {
+					parts = [][]byte{k.Key[:mldsa65.PublicKeySize], k.Key[mldsa65.PublicKeySize:]}
+				}
+				mldsaKeys.mu.Lock()
+				defer mldsaKeys.mu.Unlock()
+				all = true
+				for _, p := range parts {
+					_, ok := mldsaKeys.byKey[string(p)]
+					all, any = all && ok, any || ok
+				}
+				return all, any
+			}
+			rootKept, _ := kept(root.Public())
+			_, holderKept := kept(hk)
+			if !rootKept || holderKept {
+				t.Fatalf("root key kept %v (want true), holder key kept %v (want false)", rootKept, holderKept)
+			}
+		})
 	}
 }

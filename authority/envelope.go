@@ -139,7 +139,11 @@ func Parse(b []byte) (*Signed, error) {
 	// Signed is immutable: neither Raw nor the decoded payload may alias the
 	// caller's buffer.
 	b = bytes.Clone(b)
-	s := &Signed{Raw: b, good: &envMemo{}}
+	// The Signed and its memo are one allocation (they live and die
+	// together).
+	sm := &signedWithMemo{}
+	s := &sm.s
+	s.Raw, s.good = b, &sm.m
 	var err error
 	if bytes.HasPrefix(b, coseSignPrefix) {
 		s.multi = true

@@ -25,6 +25,15 @@ type envMemo struct {
 	// Invariant: at most one entry per signature index and key; at most
 	// MaxSignatures * (keys tried) entries, so tiny.
 	good []memoEntry
+	// one backs good for its first entry (a signature of one key, the
+	// usual case), so that the memo costs no allocation of its own.
+	one [1]memoEntry
+}
+
+// signedWithMemo is a Signed and its memo, allocated together by Parse.
+type signedWithMemo struct {
+	s Signed
+	m envMemo
 }
 
 type memoEntry struct {
@@ -60,6 +69,9 @@ func (m *envMemo) add(i int, k PublicKey) {
 		if e.i == i && e.alg == k.Alg && bytes.Equal(e.key, k.Key) {
 			return
 		}
+	}
+	if m.good == nil {
+		m.good = m.one[:0]
 	}
 	m.good = append(m.good, memoEntry{i: i, alg: k.Alg, key: k.Key})
 }

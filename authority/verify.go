@@ -218,7 +218,7 @@ func verify(v View, req Request, opts ...Option) (Decision, stats) {
 		Target:       req.Target,
 		Resource:     req.Resource,
 		Action:       req.Action,
-		At:           o.at.UTC().Format(time.RFC3339),
+		At:           formatAt(o.at),
 	}
 	if o.asOfS && o.at.After(o.asOf) {
 		d.GraphAgeMS = o.at.Sub(o.asOf).Milliseconds()

@@ -69,7 +69,9 @@ type VerifyResult struct {
 	// SigVerifyCachedKeyNsPerOp is the same with the key's unpacked form
 	// cached, as the issuer's root key (a key of the graph) is in a cold
 	// decision: for ML-DSA-65 and the hybrid it is well below
-	// SigVerifyNsPerOp, which is why their cold_ratio is below 1.
+	// SigVerifyNsPerOp, which is why their cold_ratio is below 1 at small
+	// depths; for Ed25519 about a tenth below (the point's decompression
+	// and table, kept for a key of the graph).
 	SigVerifyCachedKeyNsPerOp int64 `json:"sig_verify_cached_key_ns_per_op"`
 	// ColdRatio is ColdNsPerOp / (Depth * SigVerifyNsPerOp).
 	ColdRatio       float64 `json:"cold_ratio"`
