@@ -40,44 +40,20 @@ func remotePeer(c net.Conn) string {
 // vote) and waits until the change is committed. Leader only. A peer that
 // is already in the configuration, voter or not, is left alone.
 func (r *Raft) AddNonvoter(ctx context.Context, id string) error {
-	if !r.IsLeader() {
-		return &NotLeaderError{Leader: r.Leader()}
-	}
-	servers, err := r.Servers()
-	if err != nil {
-		return err
-	}
-	for _, s := range servers {
-		if s.ID == id {
-			return nil
-		}
-	}
-	return r.await(ctx, "add non-voter "+id, func(timeout time.Duration) error {
-		return r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout).Error()
-	})
+	return r.change(ctx, "add non-voter", id, func(_ Server, ok bool) bool { return ok },
+		func(timeout time.Duration) raft.Future {
+			return r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout)
+		})
 }
 
 // DemoteVoter turns voter id into a non-voter and waits until the change is
 // committed. Leader only. A non-voter or unknown id is left alone. A leader
 // that demotes itself steps down once the change is committed.
 func (r *Raft) DemoteVoter(ctx context.Context, id string) error {
-	if !r.IsLeader() {
-		return &NotLeaderError{Leader: r.Leader()}
-	}
-	servers, err := r.Servers()
-	if err != nil {
-		return err
-	}
-	voter := false
-	for _, s := range servers {
-		voter = voter || (s.ID == id && s.Voter)
-	}
-	if !voter {
-		return nil
-	}
-	return r.await(ctx, "demote voter "+id, func(timeout time.Duration) error {
-		return r.raft.DemoteVoter(raft.ServerID(id), 0, timeout).Error()
-	})
+	return r.change(ctx, "demote voter", id, func(s Server, ok bool) bool { return !ok || !s.Voter },
+		func(timeout time.Duration) raft.Future {
+			return r.raft.DemoteVoter(raft.ServerID(id), 0, timeout)
+		})
 }
 
 // Change is one configuration change made by Reconcile.

@@ -488,27 +488,27 @@ func (r *Raft) Servers() ([]Server, error) {
 // the peer must be running Raft (without Bootstrap) and reachable through
 // the Network. Leader only. A peer that already is a voter is left alone.
 func (r *Raft) AddVoter(ctx context.Context, id string) error {
-	if !r.IsLeader() {
-		return &NotLeaderError{Leader: r.Leader()}
-	}
-	servers, err := r.Servers()
-	if err != nil {
-		return err
-	}
-	for _, s := range servers {
-		if s.ID == id && s.Voter {
-			return nil
-		}
-	}
-	return r.await(ctx, "add voter "+id, func(timeout time.Duration) error {
-		return r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout).Error()
-	})
+	return r.change(ctx, "add voter", id, func(s Server, ok bool) bool { return ok && s.Voter },
+		func(timeout time.Duration) raft.Future {
+			return r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, timeout)
+		})
 }
 
 // RemoveServer removes peer id from the cluster and waits until the change
 // is committed. Leader only. An unknown id is not an error. A removed node
 // shuts its Raft down once it learns of its removal.
 func (r *Raft) RemoveServer(ctx context.Context, id string) error {
+	return r.change(ctx, "remove server", id, func(_ Server, ok bool) bool { return !ok },
+		func(timeout time.Duration) raft.Future {
+			return r.raft.RemoveServer(raft.ServerID(id), 0, timeout)
+		})
+}
+
+// change makes one configuration change for peer id and waits until it is
+// committed. Leader only. done reports, from id's entry in the latest
+// configuration (ok: it has one), that the change is made already: then
+// nothing is proposed.
+func (r *Raft) change(ctx context.Context, what, id string, done func(s Server, ok bool) bool, op func(timeout time.Duration) raft.Future) error {
 	if !r.IsLeader() {
 		return &NotLeaderError{Leader: r.Leader()}
 	}
@@ -516,16 +516,17 @@ func (r *Raft) RemoveServer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	var cur Server
 	found := false
 	for _, s := range servers {
-		found = found || s.ID == id
+		if s.ID == id {
+			cur, found = s, true
+		}
 	}
-	if !found {
+	if done(cur, found) {
 		return nil
 	}
-	return r.await(ctx, "remove server "+id, func(timeout time.Duration) error {
-		return r.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error()
-	})
+	return r.await(ctx, what+" "+id, func(timeout time.Duration) error { return op(timeout).Error() })
 }
 
 // Barrier waits until every entry committed before it is applied to our
