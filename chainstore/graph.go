@@ -388,6 +388,26 @@ func (s *Store) ApplyDeclarationsParsed(index uint64, envelopes [][]byte, parsed
 	return results
 }
 
+// deleteGraph adds to wb a delete of every record of the graph state and its
+// log (graphPrefixes). Tombstones, not DropPrefix: DropPrefix ignores open
+// read transactions, so a Snapshot taken before would persist a graph with
+// its records gone.
+func (s *Store) deleteGraph(wb *badger.WriteBatch) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		for _, p := range graphPrefixes {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+}
+
 // graphView is view for the graph's own disk records (declarations, their
 // indexes, the log's nodes). Its transaction opens after the write in
 // flight, if any, has landed, so it sees at least what memory (Has,
@@ -730,23 +750,7 @@ func (s *Store) Restore(r io.Reader) error {
 		defer s.life.RUnlock()
 		wb := s.db.NewWriteBatch()
 		defer wb.Cancel()
-		// Tombstones, not DropPrefix: DropPrefix ignores open read
-		// transactions, so a Snapshot taken before this Restore would
-		// persist a graph with its records gone.
-		err := s.db.View(func(txn *badger.Txn) error {
-			for _, p := range graphPrefixes {
-				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
-				for it.Rewind(); it.Valid(); it.Next() {
-					if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-						it.Close()
-						return err
-					}
-				}
-				it.Close()
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.deleteGraph(wb); err != nil {
 			return err
 		}
 		for i, sd := range accepted {

@@ -240,20 +240,7 @@ func (s *Store) dropSyncedLocked() error {
 	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	err := s.db.View(func(txn *badger.Txn) error {
-		for _, p := range graphPrefixes {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
-			for it.Rewind(); it.Valid(); it.Next() {
-				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-					it.Close()
-					return err
-				}
-			}
-			it.Close()
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.deleteGraph(wb); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {
