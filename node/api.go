@@ -122,13 +122,11 @@ func (n *Node) startAPI() error {
 	if err := n.home.RecordAPIAddr(ln.Addr().String()); err != nil {
 		return fmt.Errorf("node: record API address: %w", err)
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.wg.Go(func() {
 		if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server stopped", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 

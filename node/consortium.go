@@ -210,7 +210,6 @@ func newConsortiumState() consortiumState {
 // membershipLoop keeps Raft's configuration and transport in line with the
 // agreed graph's consortium.
 func (n *Node) membershipLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(reconcileInterval)
 	defer t.Stop()
 	for {

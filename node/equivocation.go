@@ -352,9 +352,7 @@ func (n *Node) proposeEvidence() {
 	if len(pairs) == 0 || !n.eq.forwarding.CompareAndSwap(false, true) {
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.wg.Go(func() {
 		defer n.eq.forwarding.Store(false)
 		ctx, cancel := context.WithTimeout(n.ctx, forwardTimeout)
 		defer cancel()
@@ -362,7 +360,7 @@ func (n *Node) proposeEvidence() {
 		if err := n.call(ctx, leader, ProtoForward, forwardRequest{Evidence: pairs}, &resp); err != nil {
 			n.log.Debug("forward evidence to leader", "leader", leader, "n", len(pairs), "err", err)
 		}
-	}()
+	})
 }
 
 // admitForwardedEvidence is handleForward's hook for the pairs a follower

@@ -278,20 +278,14 @@ func (n *Node) start(ctx context.Context) error {
 			dial = append(dial, n.host.PeerAddrs(id)...)
 		}
 	}
-	n.wg.Add(7)
-	go n.membershipLoop()
-	go n.syncLoop()
-	go n.publishLoop()
-	go n.proposeLoop()
-	go n.directoryLoop()
-	go n.witnessLoop()
-	go n.connectPeers(dial)
-	if len(n.cfg.Join) > 0 && !hasState {
-		n.wg.Add(1)
-		go n.joinLoop(n.cfg.Join)
-	} else if len(n.cfg.Join) > 0 {
-		n.wg.Add(1)
-		go n.connectPeers(n.cfg.Join)
+	for _, loop := range []func(){n.membershipLoop, n.syncLoop, n.publishLoop, n.proposeLoop, n.directoryLoop, n.witnessLoop} {
+		n.wg.Go(loop)
+	}
+	n.wg.Go(func() { n.connectPeers(dial) })
+	if join := n.cfg.Join; len(join) > 0 && !hasState {
+		n.wg.Go(func() { n.joinLoop(join) })
+	} else if len(join) > 0 {
+		n.wg.Go(func() { n.connectPeers(join) })
 	}
 	n.log.Info("node started", "authority", n.home.Authority.String(), "peer_id", n.host.PeerID(),
 		"listen", n.host.Addrs(), "api", n.APIAddr(), "bootstrap", n.cfg.Bootstrap && !hasState, "raft_state", hasState)
@@ -647,7 +641,6 @@ func decodeBatch(b []byte) ([][]byte, error) {
 // proposeLoop carries pending declarations to Raft: the leader proposes
 // them, a follower forwards them to the leader.
 func (n *Node) proposeLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(proposeInterval)
 	defer t.Stop()
 	for {
@@ -751,16 +744,14 @@ func (n *Node) proposeOnce() {
 	// Forward off the loop: a dial to a leader that just died can take
 	// seconds (QUIC waits out its handshake), and meanwhile this node may
 	// become the leader and must propose.
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.wg.Go(func() {
 		// Forward again at once if this one was cut short by the caps.
 		defer n.poke()
 		defer n.forwarding.Store(false)
 		if err := n.forward(leader, envs); err != nil {
 			n.log.Debug("forward to leader", "leader", leader, "n", len(envs), "err", err)
 		}
-	}()
+	})
 }
 
 // graphAsOf is when this replica was last known to be current: now for the

@@ -62,9 +62,7 @@ func (n *Node) proposeBatches(todo []*pendingDecl) {
 			n.unflight(batch)
 			return
 		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.wg.Go(func() {
 			defer cancel()
 			res, _, err := prop.Wait(ctx)
 			if err != nil {
@@ -73,7 +71,7 @@ func (n *Node) proposeBatches(todo []*pendingDecl) {
 				n.settle(batch, res)
 			}
 			n.unflight(batch)
-		}()
+		})
 	}
 }
 

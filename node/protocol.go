@@ -145,15 +145,11 @@ func (n *Node) serve(proto string, handle func(remote string, c net.Conn)) error
 	if err != nil {
 		return err
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	n.wg.Go(func() {
 		<-n.ctx.Done()
 		ln.Close()
-	}()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	})
+	n.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -165,7 +161,7 @@ func (n *Node) serve(proto string, handle func(remote string, c net.Conn)) error
 				handle(c.RemoteAddr().String(), c)
 			}()
 		}
-	}()
+	})
 	return nil
 }
 
@@ -340,7 +336,6 @@ func (n *Node) mergeBook(book map[string][]string) {
 
 // joinLoop asks the given members for admission until one admits us.
 func (n *Node) joinLoop(addrs []string) {
-	defer n.wg.Done()
 	deadline := time.Now().Add(joinTimeout)
 	gen := n.home.Genesis
 	for attempt := 0; ; attempt++ {
@@ -389,7 +384,6 @@ func (n *Node) joinLoop(addrs []string) {
 
 // connectPeers dials the given multiaddrs once each, remembering them.
 func (n *Node) connectPeers(addrs []string) {
-	defer n.wg.Done()
 	for _, addr := range addrs {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		peer, err := n.host.Connect(ctx, addr)
@@ -406,7 +400,6 @@ func (n *Node) connectPeers(addrs []string) {
 // addresses from connected peers' address books and dials servers it is not
 // connected to, so that elections work after any one node is lost.
 func (n *Node) directoryLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(directoryInterval)
 	defer t.Stop()
 	for round := 0; ; round++ {

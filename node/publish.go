@@ -12,7 +12,6 @@ const publishQueue = 8192
 // burst of submits must not queue behind it (Raft, not gossip, is what
 // makes a declaration agreed).
 func (n *Node) publishLoop() {
-	defer n.wg.Done()
 	for {
 		select {
 		case <-n.ctx.Done():

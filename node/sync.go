@@ -203,7 +203,6 @@ func (n *Node) syncOnConnect(peer string) {
 // syncLoop runs a round with each newly connected peer (which covers a
 // healed partition too) and, on a jittered timer, with a random one.
 func (n *Node) syncLoop() {
-	defer n.wg.Done()
 	mean := n.cfg.SyncInterval
 	if mean <= 0 {
 		mean = defaultSyncInterval

@@ -232,7 +232,6 @@ func (n *Node) publishCheckpoint(note []byte) {
 // witnessLoop publishes this node's checkpoint when its log has grown and
 // rechecks held checkpoints once the replica reaches their size.
 func (n *Node) witnessLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(witnessInterval)
 	defer t.Stop()
 	for {
