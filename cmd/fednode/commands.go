@@ -118,6 +118,34 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, usage("--log-format %q: want text or json", format)
 }
 
+// runNode runs a node of cfg until SIGINT or SIGTERM: it declares the
+// node's addresses when they changed, prints the first of banner's lines
+// (naming what runs), the authority, addresses and API, then the rest of
+// banner's lines, and waits.
+func runNode(cmd *cobra.Command, cfg node.Config, banner func(*node.Node) []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	declareNodes(ctx, n, cfg.Logger) // join.go
+	out := cmd.OutOrStdout()
+	lines := banner(n)
+	fmt.Fprintln(out, lines[0])
+	fmt.Fprintf(out, "authority %s\n", n.Authority())
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(out, "address   %s\n", a)
+	}
+	fmt.Fprintf(out, "api       %s\n", n.APIAddr())
+	for _, l := range lines[1:] {
+		fmt.Fprintln(out, l)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopping")
+	return n.Close()
+}
+
 func runCmd() *cobra.Command {
 	var home, api, logLevel, logFormat string
 	var listen, join, peers []string
@@ -137,23 +165,8 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			n, err := node.New(ctx, node.Config{Home: home, Listen: listen, API: api, Bootstrap: bootstrap, Join: join, Peers: peers, Logger: logger, MDNS: mdns})
-			if err != nil {
-				return err
-			}
-			declareNodes(ctx, n, logger) // join.go
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "fednode %s running\n", n.Home().Config.Name)
-			fmt.Fprintf(out, "authority %s\n", n.Authority())
-			for _, a := range n.Addrs() {
-				fmt.Fprintf(out, "address   %s\n", a)
-			}
-			fmt.Fprintf(out, "api       %s\n", n.APIAddr())
-			<-ctx.Done()
-			fmt.Fprintln(out, "stopping")
-			return n.Close()
+			return runNode(cmd, node.Config{Home: home, Listen: listen, API: api, Bootstrap: bootstrap, Join: join, Peers: peers, Logger: logger, MDNS: mdns},
+				func(n *node.Node) []string { return []string{fmt.Sprintf("fednode %s running", n.Home().Config.Name)} })
 		},
 	}
 	c.Flags().StringVar(&home, "home", "", "home directory (from fednode init)")

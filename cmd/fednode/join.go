@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,24 +54,12 @@ func joinCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			n, err := node.New(ctx, node.Config{Home: home, Listen: listen, API: api, Join: args, Peers: peers, Logger: logger})
-			if err != nil {
-				return err
-			}
-			declareNodes(ctx, n, logger)
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "fednode %s running, asking to join through %s\n", n.Home().Config.Name, args[0])
-			fmt.Fprintf(out, "authority %s\n", n.Authority())
-			for _, a := range n.Addrs() {
-				fmt.Fprintf(out, "address   %s\n", a)
-			}
-			fmt.Fprintf(out, "api       %s\n", n.APIAddr())
-			fmt.Fprintln(out, "members approve with: fednode consortium approve", n.Home().Config.Name)
-			<-ctx.Done()
-			fmt.Fprintln(out, "stopping")
-			return n.Close()
+			return runNode(cmd, node.Config{Home: home, Listen: listen, API: api, Join: args, Peers: peers, Logger: logger},
+				func(n *node.Node) []string {
+					name := n.Home().Config.Name
+					return []string{fmt.Sprintf("fednode %s running, asking to join through %s", name, args[0]),
+						"members approve with: fednode consortium approve " + name}
+				})
 		},
 	}
 	c.Flags().StringVar(&home, "home", "", "home directory (from fednode init)")
