@@ -44,11 +44,11 @@ func auditCmd() *cobra.Command {
 	return c
 }
 
-// auditClient is the client of the one node named by --api or --home; h is
-// nil with --api.
-func auditClient(what, api, home string) (*node.Client, *node.Home, error) {
+// nodeClient is the client of the one node named by --api or --home, for
+// the command named what; h is nil with --api.
+func nodeClient(what, api, home string) (*node.Client, *node.Home, error) {
 	if (api == "") == (home == "") {
-		return nil, nil, usage("audit %s: pass one of --api or --home", what)
+		return nil, nil, usage("%s: pass one of --api or --home", what)
 	}
 	if api != "" {
 		return node.NewClient(api, ""), nil, nil
@@ -99,7 +99,7 @@ func auditCheckpointCmd() *cobra.Command {
 		Short: "Print the node's signed checkpoint (size, root, C2SP signed note) of its log",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, h, err := auditClient("checkpoint", api, home)
+			cl, h, err := nodeClient("audit checkpoint", api, home)
 			if err != nil {
 				return err
 			}
@@ -161,7 +161,7 @@ func auditProveCmd() *cobra.Command {
 			if cmd.Flags().Changed("size") && size == 0 {
 				return usage("audit prove: --size must be at least 1: the empty tree holds no declaration")
 			}
-			cl, _, err := auditClient("prove", api, home)
+			cl, _, err := nodeClient("audit prove", api, home)
 			if err != nil {
 				return err
 			}
@@ -246,7 +246,7 @@ func auditConsistencyCmd() *cobra.Command {
 			if oldSize > newSize {
 				return usage("audit consistency: OLD_SIZE %d is above NEW_SIZE %d", oldSize, newSize)
 			}
-			cl, _, err := auditClient("consistency", api, home)
+			cl, _, err := nodeClient("audit consistency", api, home)
 			if err != nil {
 				return err
 			}
@@ -290,7 +290,7 @@ func auditExportCmd() *cobra.Command {
 			if out == "" {
 				return usage("audit export: --out FILE is required")
 			}
-			cl, _, err := auditClient("export", api, home)
+			cl, _, err := nodeClient("audit export", api, home)
 			if err != nil {
 				return err
 			}

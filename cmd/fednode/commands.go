@@ -750,15 +750,9 @@ func statusCmd() *cobra.Command {
 		Short: "Show a node's peers, Raft role and graph version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (api == "") == (home == "") {
-				return usage("status: pass one of --api or --home")
-			}
-			cl := node.NewClient(api, "")
-			if home != "" {
-				var err error
-				if _, cl, err = homeClient(home); err != nil {
-					return err
-				}
+			cl, _, err := nodeClient("status", api, home)
+			if err != nil {
+				return err
 			}
 			st, err := cl.Status(cmd.Context())
 			if err != nil {

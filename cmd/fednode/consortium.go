@@ -46,6 +46,20 @@ func consortiumOf(ctx context.Context, cl *node.Client) (*node.ConsortiumStatus,
 	return st.Consortium, nil
 }
 
+// homeConsortium is the client of home's running node and the consortium
+// as that node sees it (nil before any charter).
+func homeConsortium(ctx context.Context, home string) (*node.Home, *node.Client, *node.ConsortiumStatus, error) {
+	h, cl, err := homeClient(home)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cs, err := consortiumOf(ctx, cl)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return h, cl, cs, nil
+}
+
 // declareMembership signs a membership act of the home's authority, submits
 // it and waits for it to be agreed.
 func declareMembership(cmd *cobra.Command, h *node.Home, cl *node.Client, a authority.MemberAction, subject authority.ID, wait time.Duration) (*authority.Signed, error) {
@@ -107,12 +121,8 @@ func memberActCmd(verb string, action authority.MemberAction, short string) *cob
 			if len(args) != 1 || home == "" {
 				return usage("consortium %s: want one AUTHORITY (name or ID) and --home", verb)
 			}
-			h, cl, err := homeClient(home)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			cs, err := consortiumOf(ctx, cl)
+			h, cl, cs, err := homeConsortium(ctx, home)
 			if err != nil {
 				return err
 			}
@@ -160,11 +170,7 @@ func leaveCmd() *cobra.Command {
 			if home == "" {
 				return usage("consortium leave: --home is required")
 			}
-			h, cl, err := homeClient(home)
-			if err != nil {
-				return err
-			}
-			cs, err := consortiumOf(cmd.Context(), cl)
+			h, cl, cs, err := homeConsortium(cmd.Context(), home)
 			if err != nil {
 				return err
 			}
@@ -275,11 +281,7 @@ func ratifyCmd() *cobra.Command {
 			if home == "" {
 				return usage("consortium ratify: --home is required")
 			}
-			h, cl, err := homeClient(home)
-			if err != nil {
-				return err
-			}
-			cs, err := consortiumOf(cmd.Context(), cl)
+			h, cl, cs, err := homeConsortium(cmd.Context(), home)
 			if err != nil {
 				return err
 			}
@@ -316,15 +318,9 @@ func consortiumStatusCmd() *cobra.Command {
 		Short: "Show the consortium: charter, members and voters, removed members, pending admission requests",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (api == "") == (home == "") {
-				return usage("consortium status: pass one of --api or --home")
-			}
-			cl := node.NewClient(api, "")
-			if home != "" {
-				var err error
-				if _, cl, err = homeClient(home); err != nil {
-					return err
-				}
+			cl, _, err := nodeClient("consortium status", api, home)
+			if err != nil {
+				return err
 			}
 			cs, err := consortiumOf(cmd.Context(), cl)
 			if err != nil {

@@ -359,7 +359,7 @@ func auditCheckReceiptCmd() *cobra.Command {
 			if len(args) != 1 {
 				return usage("audit check-receipt: FILE is required (a receipt written by verify --receipt)")
 			}
-			cl, _, err := auditClient("check-receipt", api, home)
+			cl, _, err := nodeClient("audit check-receipt", api, home)
 			if err != nil {
 				return err
 			}
