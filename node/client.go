@@ -247,7 +247,7 @@ func SignNext(ctx context.Context, h *Home, to Declarer, now time.Time, build fu
 // SignOptions change how SignNextWith signs.
 type SignOptions struct {
 	// Keys, when set, sign instead of the home's root threshold: an
-	// operational key, alone.
+	// operational key, alone, or a root set's threshold.
 	Keys []*authority.PrivateKey
 	// Before, when set, runs on the signed envelope before it is
 	// submitted; an error stops the submission. `fednode rotate` records

@@ -49,59 +49,45 @@ func (r *runner) roots(name string) (rootSets, error) {
 	return rs, nil
 }
 
-// sign signs d, a root declaration of name, with the current root set's
-// threshold: the home's keys until a rotate step.
-func (r *runner) sign(name string, d authority.Declaration) (*authority.Signed, error) {
+// signers are the keys that sign name's root declarations after a rotate
+// step (the current set's threshold), or nil for the home's own.
+func (r *runner) signers(name string) ([]*authority.PrivateKey, error) {
 	rs, ok := r.keys[name]
 	if !ok {
-		h, err := r.mesh.Home(name)
-		if err != nil {
-			return nil, err
-		}
-		return h.Sign(d)
+		return nil, nil
 	}
 	cur := rs.current()
 	if len(cur.keys) < cur.threshold {
 		return nil, fmt.Errorf("testnet: %s's root set has %d keys, its threshold is %d", name, len(cur.keys), cur.threshold)
 	}
-	return authority.SignMulti(d, cur.keys[:cur.threshold]...)
+	return cur.keys[:cur.threshold], nil
+}
+
+// sign signs d, a root declaration of name, with the current root set's
+// threshold: the home's keys until a rotate step.
+func (r *runner) sign(name string, d authority.Declaration) (*authority.Signed, error) {
+	keys, err := r.signers(name)
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		return authority.SignMulti(d, keys...)
+	}
+	h, err := r.mesh.Home(name)
+	if err != nil {
+		return nil, err
+	}
+	return h.Sign(d)
 }
 
 // signNext is node.SignNext with the runner's keys for name: under the
 // home's signing lock, at the next position n reports, submitted to n.
 func (r *runner) signNext(ctx context.Context, name string, n *node.Node, now time.Time, build func(d *authority.Declaration)) (*authority.Signed, error) {
-	if _, rotated := r.keys[name]; !rotated {
-		return node.SignNext(ctx, n.Home(), n, now, build)
-	}
-	h := n.Home()
-	unlock, err := h.LockSigning()
+	keys, err := r.signers(name)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	var lastErr error
-	for range 5 {
-		head, err := n.Head(ctx, h.Authority.String())
-		if err != nil {
-			return nil, fmt.Errorf("testnet: find %s's chain head: %w", name, err)
-		}
-		d := authority.Declaration{Authority: h.Authority, Seq: head.Head + 1, Prev: head.HeadID, IssuedAt: now.Unix()}
-		build(&d)
-		sd, err := r.sign(name, d)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := n.Submit(ctx, sd.Raw); err != nil {
-			if errors.Is(err, node.ErrConflict) {
-				lastErr = err
-				time.Sleep(200 * time.Millisecond)
-				continue
-			}
-			return nil, err
-		}
-		return sd, nil
-	}
-	return nil, fmt.Errorf("testnet: %s's chain head kept moving while signing: %w", name, lastErr)
+	return node.SignNextWith(ctx, n.Home(), n, now, build, node.SignOptions{Keys: keys})
 }
 
 // credentialKeys returns the keys that sign a root credential of c.Issuer,
