@@ -98,9 +98,6 @@ func NewMesh(o MeshOptions) (*Mesh, error) {
 	return m, nil
 }
 
-// Dir is the directory holding the nodes' homes.
-func (m *Mesh) Dir() string { return m.dir }
-
 // Add starts nodes for new authorities, concurrently. The very first node of
 // the mesh bootstraps the Raft cluster; every other joins through it.
 func (m *Mesh) Add(ctx context.Context, specs []AuthorityCmd) error {

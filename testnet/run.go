@@ -83,7 +83,7 @@ type RunOptions struct {
 	// Files resolves the FILE paths the scenario names (authority jwks=,
 	// x509-roots=; expect jwt=, x509=), relative to the scenario file. nil:
 	// the files embedded for the built-in Story (testnet/, whose story files
-	// are under testdata/story/). RunFile sets the scenario's directory.
+	// are under testdata/story/). ScenarioFiles gives a scenario file's directory.
 	Files fs.FS
 }
 
@@ -163,23 +163,6 @@ func Run(ctx context.Context, sc *Scenario, src []byte, o RunOptions) (*Result, 
 	}
 	err = r.run(ctx)
 	return &r.res, mesh, err
-}
-
-// RunFile parses and runs a scenario file, then closes the mesh.
-func RunFile(ctx context.Context, path string, o RunOptions) (*Result, error) {
-	sc, err := ParseFile(path)
-	if err != nil {
-		return nil, err
-	}
-	src, _ := readFile(path)
-	if o.Files == nil {
-		o.Files = scenarioDir(filepath.Dir(path))
-	}
-	res, mesh, err := Run(ctx, sc, src, o)
-	if mesh != nil {
-		mesh.Close()
-	}
-	return res, err
 }
 
 // ScenarioFiles returns the RunOptions.Files of a scenario file in dir:

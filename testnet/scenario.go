@@ -1505,5 +1505,3 @@ func yesNoValue(s string) (any, error) {
 	}
 	return nil, errors.New("must be yes or no")
 }
-
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
