@@ -1,8 +1,6 @@
 package authority_test
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -599,49 +597,7 @@ func makeChainFixtures(t fataler) []fixture {
 }
 
 func TestChainFixtures(t *testing.T) {
-	fixtures := makeChainFixtures(t)
-	again := makeChainFixtures(t)
-	dir := filepath.Join("testdata", "chains")
-	want := map[string]bool{}
-	for i, f := range fixtures {
-		if want[f.name] {
-			t.Errorf("two chain cases are named %s", f.name)
-		}
-		want[f.name] = true
-		if !bytes.Equal(f.raw, again[i].raw) {
-			t.Errorf("%s: two generations differ: signing or encoding is not deterministic", f.name)
-		}
-		path := filepath.Join(dir, f.name)
-		if *update {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, f.raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Errorf("%v (run: go test ./authority -run TestChainFixtures -update)", err)
-			continue
-		}
-		if !bytes.Equal(got, f.raw) {
-			t.Errorf("%s differs from what the generator makes (run: go test ./authority -run TestChainFixtures -update)", path)
-		}
-	}
-	present, _ := filepath.Glob(filepath.Join(dir, "*.cbor"))
-	for _, p := range present {
-		if !want[filepath.Base(p)] {
-			if *update {
-				if err := os.Remove(p); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			t.Errorf("stale chain fixture %s: no generator makes it", p)
-		}
-	}
+	checkGolden(t, "TestChainFixtures", filepath.Join("testdata", "chains"), makeChainFixtures)
 }
 
 // loadScenario decodes a chain fixture and builds its graph.

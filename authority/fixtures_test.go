@@ -2,6 +2,7 @@ package authority_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -65,19 +66,30 @@ func makeFixtures(t fataler) []fixture {
 }
 
 func TestFixtures(t *testing.T) {
-	fixtures := makeFixtures(t)
-	again := makeFixtures(t)
-	for i := range fixtures {
-		if !bytes.Equal(fixtures[i].raw, again[i].raw) {
-			t.Errorf("%s: two generations differ: signing or encoding is not deterministic", fixtures[i].name)
-		}
-	}
+	checkGolden(t, "TestFixtures", "testdata", makeFixtures)
+}
+
+// checkGolden checks the fixtures make generates against the *.cbor files
+// in dir: made twice, they must be byte-identical (deterministic signing
+// and encoding); each must equal its file, and no file may lack a maker.
+// With -update it writes the files instead and removes stale ones. test
+// names the test to rerun with -update.
+func checkGolden(t *testing.T, test, dir string, make func(fataler) []fixture) {
+	t.Helper()
+	fixtures, again := make(t), make(t)
+	rerun := fmt.Sprintf("run: go test ./authority -run %s -update", test)
 	want := map[string]bool{}
-	for _, f := range fixtures {
+	for i, f := range fixtures {
+		if want[f.name] {
+			t.Errorf("two fixtures are named %s", f.name)
+		}
 		want[f.name] = true
-		path := filepath.Join("testdata", f.name)
+		if !bytes.Equal(f.raw, again[i].raw) {
+			t.Errorf("%s: two generations differ: signing or encoding is not deterministic", f.name)
+		}
+		path := filepath.Join(dir, f.name)
 		if *update {
-			if err := os.MkdirAll("testdata", 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(path, f.raw, 0o644); err != nil {
@@ -87,16 +99,16 @@ func TestFixtures(t *testing.T) {
 		}
 		got, err := os.ReadFile(path)
 		if err != nil {
-			t.Errorf("%v (run: go test ./authority -run TestFixtures -update)", err)
+			t.Errorf("%v (%s)", err, rerun)
 			continue
 		}
 		if !bytes.Equal(got, f.raw) {
-			t.Errorf("%s differs from what the generator makes (run: go test ./authority -run TestFixtures -update)", path)
+			t.Errorf("%s differs from what the generator makes (%s)", path, rerun)
 		}
 	}
-	present, _ := filepath.Glob(filepath.Join("testdata", "*.cbor"))
+	present, _ := filepath.Glob(filepath.Join(dir, "*.cbor"))
 	for _, p := range present {
-		if name := filepath.Base(p); !want[name] {
+		if !want[filepath.Base(p)] {
 			if *update {
 				if err := os.Remove(p); err != nil {
 					t.Fatal(err)

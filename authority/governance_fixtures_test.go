@@ -3,7 +3,6 @@ package authority_test
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -94,45 +93,7 @@ func makeGovFixtures(t fataler) []fixture {
 }
 
 func TestGovernanceFixtures(t *testing.T) {
-	fixtures := makeGovFixtures(t)
-	again := makeGovFixtures(t)
-	want := map[string]bool{}
-	for i, f := range fixtures {
-		if !bytes.Equal(f.raw, again[i].raw) {
-			t.Errorf("%s: two generations differ: signing or encoding is not deterministic", f.name)
-		}
-		want[f.name] = true
-		path := filepath.Join(govFixtureDir, f.name)
-		if *update {
-			if err := os.MkdirAll(govFixtureDir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, f.raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Errorf("%v (run: go test ./authority -run TestGovernanceFixtures -update)", err)
-			continue
-		}
-		if !bytes.Equal(got, f.raw) {
-			t.Errorf("%s differs from what the generator makes (run: go test ./authority -run TestGovernanceFixtures -update)", path)
-		}
-	}
-	present, _ := filepath.Glob(filepath.Join(govFixtureDir, "*.cbor"))
-	for _, p := range present {
-		if name := filepath.Base(p); !want[name] {
-			if *update {
-				if err := os.Remove(p); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			t.Errorf("stale fixture %s: no generator makes it", p)
-		}
-	}
+	checkGolden(t, "TestGovernanceFixtures", govFixtureDir, makeGovFixtures)
 }
 
 // loadGovGraph applies testdata/governance/graph-*.cbor in name order.
