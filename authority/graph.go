@@ -70,6 +70,8 @@ type View interface {
 	// Version is the number of declarations accepted into the graph.
 	Version() uint64
 	Authority(id ID) (*AuthorityInfo, bool)
+	// Authorities returns every authority, in acceptance order.
+	Authorities() []*AuthorityInfo
 	// AuthoritiesNamed returns the IDs of authorities whose genesis carries
 	// name, in acceptance order.
 	AuthoritiesNamed(name string) []ID

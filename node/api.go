@@ -307,11 +307,7 @@ func (n *Node) Status() Status {
 		g.AgeMS = age.Milliseconds()
 	}
 	n.store.View(func(v authority.View) {
-		if gr, ok := v.(interface {
-			Authorities() []*authority.AuthorityInfo
-		}); ok {
-			g.Authorities = len(gr.Authorities())
-		}
+		g.Authorities = len(v.Authorities())
 	})
 	voters := st.Voters
 	if voters == nil {
@@ -392,13 +388,7 @@ func (n *Node) Graph() GraphJSON {
 
 func graphOf(v authority.View) GraphJSON {
 	out := GraphJSON{Version: v.Version(), Authorities: []AuthorityJSON{}}
-	gr, ok := v.(interface {
-		Authorities() []*authority.AuthorityInfo
-	})
-	if !ok {
-		return out
-	}
-	for _, a := range gr.Authorities() {
+	for _, a := range v.Authorities() {
 		aj := AuthorityJSON{AuthorityStatus: AuthorityStatus{ID: a.ID, Name: a.Name, Kind: a.Kind, Head: a.Head, HeadID: a.HeadID}, Rules: []RuleJSON{}}
 		for _, ri := range v.RulesFor(a.ID) {
 			_, revoked := v.RevokedBy(ri.ID, a.ID)

@@ -370,13 +370,7 @@ func (n *Node) syncHeads() []syncHead {
 	}
 	heads := map[authority.ID]head{}
 	n.store.View(func(v authority.View) {
-		gr, ok := v.(interface {
-			Authorities() []*authority.AuthorityInfo
-		})
-		if !ok {
-			return
-		}
-		for _, a := range gr.Authorities() {
+		for _, a := range v.Authorities() {
 			heads[a.ID] = head{a.Head, a.HeadID}
 		}
 	})

@@ -57,13 +57,7 @@ type witnessState struct {
 func (n *Node) witnesses() []tlog.Witness {
 	var out []tlog.Witness
 	n.store.View(func(v authority.View) {
-		gr, ok := v.(interface {
-			Authorities() []*authority.AuthorityInfo
-		})
-		if !ok {
-			return
-		}
-		for _, a := range gr.Authorities() {
+		for _, a := range v.Authorities() {
 			for _, k := range a.RootKeys {
 				out = append(out, tlog.Witness{Name: a.Name, Key: k})
 			}
