@@ -496,21 +496,17 @@ func (r *runner) approve(ctx context.Context, s Step, c *MemberActCmd, start tim
 }
 
 func (r *runner) expectMember(ctx context.Context, s Step, c *ExpectMemberCmd) {
-	var names []string
-	var nodes []*node.Node
-	if c.On == onAll {
-		// Every member's node and the subject's own (an applicant's or a
-		// removed member's node holds no current replica of the others).
-		names, nodes = r.mesh.Counted()
+	// on=all: every member's node and the subject's own (an applicant's or
+	// a removed member's node holds no current replica of the others).
+	names, nodes, ok := r.targets(s, c.On, func() ([]string, []*node.Node) {
+		names, nodes := r.mesh.Counted()
 		if n := r.mesh.Node(c.Name); n != nil && !slices.Contains(names, c.Name) {
 			names, nodes = append(names, c.Name), append(nodes, n)
 		}
-	} else {
-		n := r.liveNode(s, c.On)
-		if n == nil {
-			return
-		}
-		names, nodes = []string{c.On}, []*node.Node{n}
+		return names, nodes
+	})
+	if !ok {
+		return
 	}
 	id, err := r.mesh.authorityOf(c.Name)
 	if err != nil {

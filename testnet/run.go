@@ -575,17 +575,24 @@ func matches(d authority.Decision, allow bool, reason string) bool {
 	return d.Allow == allow && (reason == "" || string(d.Reason) == reason)
 }
 
+// targets are the nodes an on= key names: every node all lists for
+// on=all, else the one live node (ok false: the step has failed already).
+func (r *runner) targets(s Step, on string, all func() ([]string, []*node.Node)) (names []string, nodes []*node.Node, ok bool) {
+	if on == onAll {
+		names, nodes = all()
+		return names, nodes, true
+	}
+	n := r.liveNode(s, on)
+	if n == nil {
+		return nil, nil, false
+	}
+	return []string{on}, []*node.Node{n}, true
+}
+
 func (r *runner) expect(ctx context.Context, s Step, c *ExpectCmd) {
-	var names []string
-	var nodes []*node.Node
-	if c.On == "all" {
-		names, nodes = r.mesh.Counted()
-	} else {
-		n := r.liveNode(s, c.On)
-		if n == nil {
-			return
-		}
-		names, nodes = []string{c.On}, []*node.Node{n}
+	names, nodes, ok := r.targets(s, c.On, r.mesh.Counted)
+	if !ok {
+		return
 	}
 	var pres string
 	var ext authority.Request // an external credential (jwt=, x509=), read once

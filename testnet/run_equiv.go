@@ -282,16 +282,9 @@ func (r *runner) equivocate(ctx context.Context, s Step, c *EquivocateCmd) {
 // expectEvidence checks that each named node's agreed graph holds evidence
 // against AUTH, polling up to within.
 func (r *runner) expectEvidence(ctx context.Context, s Step, c *ExpectEvidenceCmd) {
-	var names []string
-	var nodes []*node.Node
-	if c.On == onAll {
-		names, nodes = r.mesh.Live()
-	} else {
-		n := r.liveNode(s, c.On)
-		if n == nil {
-			return
-		}
-		names, nodes = []string{c.On}, []*node.Node{n}
+	names, nodes, ok := r.targets(s, c.On, r.mesh.Live)
+	if !ok {
+		return
 	}
 	var id authority.ID
 	if h, err := r.mesh.Home(c.Auth); err == nil {
