@@ -291,12 +291,13 @@ func (s *Store) ApplyDeclarations(index uint64, envelopes [][]byte) []error {
 	return s.ApplyDeclarationsParsed(index, envelopes, nil)
 }
 
-// ApplyDeclarationsParsed is ApplyDeclarations with a source of envelopes
-// parsed already: parsed(env) may return an *authority.Signed of exactly
-// these bytes (checked here), or nil to have env parsed. Every signature is
-// still checked against the graph at its position; a Signed that verified
-// before only spares repeating the arithmetic (authority's memo).
-func (s *Store) ApplyDeclarationsParsed(index uint64, envelopes [][]byte, parsed func(env []byte) *authority.Signed) []error {
+// ApplyDeclarationsParsed is ApplyDeclarations with envelopes parsed
+// already: parsed[i], when parsed is not nil and parsed[i] is set, is an
+// *authority.Signed of exactly envelopes[i] (checked here); others are
+// parsed. Every signature is still checked against the graph at its
+// position; a Signed that verified before only spares repeating the
+// arithmetic (authority's memo).
+func (s *Store) ApplyDeclarationsParsed(index uint64, envelopes [][]byte, parsed []*authority.Signed) []error {
 	s.gs.mu.Lock()
 	unlockMem := sync.OnceFunc(s.gs.mu.Unlock)
 	defer unlockMem()
@@ -327,8 +328,8 @@ func (s *Store) ApplyDeclarationsParsed(index uint64, envelopes [][]byte, parsed
 	var evs []evidenceRec // the proofs of equivocation the graph records
 	for i, env := range envelopes {
 		var sd *authority.Signed
-		if parsed != nil {
-			if sd = parsed(env); sd != nil && !bytes.Equal(sd.Raw, env) {
+		if i < len(parsed) {
+			if sd = parsed[i]; sd != nil && !bytes.Equal(sd.Raw, env) {
 				sd = nil
 			}
 		}

@@ -591,10 +591,19 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		}
 		return []error{err}
 	}
+	// Each envelope is hashed once: its ID finds the pool's parsed copy
+	// (verified already, verified.go), marks it recently agreed, and
+	// takes it out of the pool.
+	ids := make([]authority.ID, len(envs))
+	parsed := make([]*authority.Signed, len(envs))
+	for i, env := range envs {
+		ids[i] = authority.IDOf(env)
+		parsed[i] = n.pool.get(ids[i])
+	}
 	evBefore := n.store.EvidenceCount()
-	errs := n.store.ApplyDeclarationsParsed(index, envs, n.parsedFor)
+	errs := n.store.ApplyDeclarationsParsed(index, envs, parsed)
 	n.noteApplied(evBefore)
-	n.recent.add(envs)
+	n.recent.add(ids)
 	accepted := 0
 	for i, e := range errs {
 		if e == nil {
@@ -605,7 +614,7 @@ func (n *Node) applyDeclarations(index uint64, body []byte) any {
 		if e == nil || errors.Is(e, authority.ErrDuplicate) {
 			// Agreed: no longer pending here (a local side effect only, so
 			// the pool does not grow with a burst the proposer must list).
-			n.pool.remove(authority.IDOf(envs[i]))
+			n.pool.remove(ids[i])
 		}
 	}
 	n.met.applied.Add(float64(accepted))

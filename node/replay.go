@@ -55,14 +55,14 @@ func (r *recentlyAgreed) rotateLocked(now time.Time) {
 	r.rotated = now
 }
 
-// add records the envelopes as agreed now.
-func (r *recentlyAgreed) add(envs [][]byte) {
+// add records the declarations of ids as agreed now.
+func (r *recentlyAgreed) add(ids []authority.ID) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, env := range envs {
+	for _, id := range ids {
 		r.rotateLocked(now)
-		r.cur[authority.IDOf(env)] = struct{}{}
+		r.cur[id] = struct{}{}
 	}
 }
 

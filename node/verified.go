@@ -41,9 +41,3 @@ func (v *validatedSet) take(id authority.ID) *authority.Signed {
 	delete(v.m, id)
 	return sd
 }
-
-// parsedFor is the FSM's source of parsed declarations: the pool's, whose
-// signatures were verified when they entered it.
-func (n *Node) parsedFor(env []byte) *authority.Signed {
-	return n.pool.get(authority.IDOf(env))
-}

@@ -201,7 +201,7 @@ func TestRecentlyAgreed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			now := t0
 			r := newRecentlyAgreed(func() time.Time { return now })
-			r.add([][]byte{env})
+			r.add([]authority.ID{id})
 			now = now.Add(tc.after)
 			if got := r.has(id); got != tc.want {
 				t.Fatalf("has after %v = %v, want %v", tc.after, got, tc.want)
